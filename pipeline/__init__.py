@@ -1,0 +1,1 @@
+"""Synthetic-data rewriting pipeline for continued pretraining (see README.md)."""

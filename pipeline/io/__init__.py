@@ -1,0 +1,1 @@
+"""Input and output: readers, normalisation, quarantine sink, atomic writes, the sample corpus."""

@@ -1,0 +1,55 @@
+"""Arrow schemas and column names of every table that crosses a stage boundary.
+
+Stages agree on these names and nothing else: a stage reads the columns it needs by the
+constants below and adds its own. Dropped rows of any stage carry the same columns plus
+`DROP_REASON` / `DROP_DETAIL`, so one browser serves every stage's side table.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# --- documents (output of ingest, input of dedup and chunking) ---------------------------
+DOC_ID = "doc_id"  # "<source>/<record key>" or "<source>/h:<content hash>"; stable across runs
+SOURCE = "source"  # the configured source name, e.g. "wiki"
+TEXT = "text"  # normalised UTF-8 text
+WEIGHT = "weight"  # the source's mixture weight, carried forward to tokenization
+PATH = "path"  # the input file the record came from (lineage)
+LOCATION = "location"  # 1-based line (JSONL) or 0-based row (Parquet); null for text files
+N_BYTES = "n_bytes"  # UTF-8 size of TEXT
+NORMALIZED = "normalized"  # names of the normalisations that changed this text
+
+DOCS_SCHEMA = pa.schema(
+    [
+        pa.field(DOC_ID, pa.string(), nullable=False),
+        pa.field(SOURCE, pa.string(), nullable=False),
+        pa.field(TEXT, pa.large_string(), nullable=False),
+        pa.field(WEIGHT, pa.float64(), nullable=False),
+        pa.field(PATH, pa.string(), nullable=False),
+        pa.field(LOCATION, pa.int64()),
+        pa.field(N_BYTES, pa.int64(), nullable=False),
+        pa.field(NORMALIZED, pa.list_(pa.string())),
+    ]
+)
+
+# --- rows set aside, by any stage ---------------------------------------------------------
+# A stage emits its output columns plus these three; the accounting sink writes rows whose
+# reason is null to the stage's data and the others, with their reason, to quarantine/<stage>/.
+DROP_REASON = "reason"  # a short stable name, e.g. "invalid_json"; counted in the stats
+DROP_DETAIL = "detail"  # a human explanation (the parser's message, the limit exceeded)
+SNIPPET = "snippet"  # the first characters of the offending record, for browsing
+
+DROP_FIELDS = [
+    pa.field(DROP_REASON, pa.string()),
+    pa.field(DROP_DETAIL, pa.string()),
+    pa.field(SNIPPET, pa.string()),
+]
+DROP_COLUMNS = [f.name for f in DROP_FIELDS]
+
+
+def with_drop_columns(schema: pa.Schema) -> pa.Schema:
+    """The schema a stage emits: its output columns (all nullable) plus the drop columns."""
+    return pa.schema([f.with_nullable(True) for f in schema] + DROP_FIELDS)
+
+
+INGEST_SCHEMA = with_drop_columns(DOCS_SCHEMA)

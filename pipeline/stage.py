@@ -1,0 +1,55 @@
+"""What a stage is to the runner: a name, the config it depends on, and `run` -> stats.
+
+A stage reads its input from the previous stage's data directory (or the sources), writes its
+output through `pipeline.io.sink.AccountingSink`, and returns `StageStats`. The runner does
+the rest: timing, the accounting check, stats files, completion markers and resume.
+
+Run-directory layout, one place for every stage:
+
+    <run_dir>/<stage>/data/part-NNNNN.parquet     kept rows
+    <run_dir>/quarantine/<stage>/part-NNNNN.parquet  dropped rows with reason and detail
+    <run_dir>/<stage>/stats.json                   StageStats
+    <run_dir>/<stage>/_SUCCESS                     completion marker (config fingerprint)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pipeline.config import Config
+from pipeline.stats import StageStats
+
+
+@dataclass(frozen=True)
+class RunContext:
+    run_dir: Path
+    config: Config
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.run_dir / stage
+
+    def data_dir(self, stage: str) -> Path:
+        return self.run_dir / stage / "data"
+
+    def quarantine_dir(self, stage: str) -> Path:
+        return self.run_dir / "quarantine" / stage
+
+
+class Stage(ABC):
+    name: ClassVar[str]
+    # The Arrow schema of the rows this stage keeps (its data directory's schema).
+    output_schema: ClassVar[Any]
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    @abstractmethod
+    def settings(self) -> Any:
+        """The config this stage's output depends on; a change reruns the stage."""
+
+    @abstractmethod
+    def run(self, ctx: RunContext) -> StageStats:
+        """Do the work and return its accounting; `seconds` is filled in by the runner."""

@@ -1,0 +1,108 @@
+"""Shared fixtures: one local Ray for the whole session, and small corpora on disk."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from pipeline.config import ClusterConfig, Config, CorpusConfig, RunConfig, SourceConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = ROOT / "data" / "sample"
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A 2-CPU Ray on loopback, started once; the runner reuses it instead of starting its own."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    from pipeline.cluster import configure_ray_data, init_kwargs
+
+    if not ray.is_initialized():
+        ray.init(
+            **init_kwargs(ClusterConfig(num_cpus=2, include_dashboard=False, namespace="tests"))
+        )
+    configure_ray_data(progress=False)
+    yield ray
+    ray.shutdown()
+
+
+def write_jsonl(path: Path, records: list, compress: str | None = None) -> Path:
+    """Records are dicts (dumped as JSON) or raw bytes lines (written as they are)."""
+    lines = b"".join(
+        (r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in records
+    )
+    if compress == "gzip":
+        lines = gzip.compress(lines)
+    elif compress == "zstd":
+        lines = zstandard.ZstdCompressor().compress(lines)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(lines)
+    return path
+
+
+@pytest.fixture
+def mixed_corpus(tmp_path: Path) -> dict:
+    """A small corpus in every format, with one bad record of each kind the readers name.
+
+    Returns the source configs and the expected counts, so tests assert exact numbers.
+    """
+    root = tmp_path / "corpus"
+    write_jsonl(
+        root / "web" / "a.jsonl",
+        [
+            {"id": "a1", "text": "The first good document.\r\n"},
+            {"id": "a2", "text": "Cafe\u0301 au lait."},  # NFD: normalised to NFC
+            b'{"id": "a3", "text": "broken',  # invalid JSON
+            b'{"id": "a4", "text": "caf\xe9"}',  # latin-1 byte: invalid UTF-8
+            {"id": "a5"},  # missing text
+            {"id": "a6", "text": 42},  # non-string text
+            {"id": "a7", "text": "   \n "},  # empty after normalisation
+            {"id": "a8", "text": "x" * 5000},  # above max_doc_bytes (4000 in the config)
+            {"text": "A document without an id gets a content hash."},
+        ],
+    )
+    write_jsonl(
+        root / "web" / "b.jsonl.gz",
+        [{"id": f"b{i}", "text": f"Compressed document number {i}."} for i in range(5)],
+        compress="gzip",
+    )
+    good = gzip.compress(
+        b"".join(b'{"id": "c%d", "text": "doc %d"}\n' % (i, i) for i in range(400))
+    )
+    (root / "web" / "c.jsonl.gz").write_bytes(good[: len(good) // 2])  # truncated archive
+    write_jsonl(
+        root / "wiki" / "w.jsonl.zst",
+        [{"id": f"w{i}", "text": f"Wiki article {i} about a topic."} for i in range(3)],
+        compress="zstd",
+    )
+    pq.write_table(
+        pa.table({"id": ["p0", "p1", "p2"], "text": ["Parquet one.", None, "Parquet three."]}),
+        root / "wiki" / "p.parquet",
+    )
+    (root / "books").mkdir()
+    (root / "books" / "one.txt").write_text("A short book.\n")
+    (root / "books" / "two.txt").write_bytes(b"\xef\xbb\xbfA book with a byte-order mark.\n")
+    (root / "books" / "bad.txt").write_bytes(b"Latin-1 \xe9 is not UTF-8.\n")
+    sources = {
+        "web": SourceConfig(paths=[str(root / "web" / "*.jsonl*")]),
+        "wiki": SourceConfig(paths=[str(root / "wiki" / "*")], weight=2.0),
+        "books": SourceConfig(paths=[str(root / "books" / "*.txt")], format="text", weight=0.5),
+    }
+    return {"root": root, "sources": sources}
+
+
+def make_config(sources: dict, run_name: str = "test", **corpus) -> Config:
+    return Config(
+        run=RunConfig(name=run_name, progress=False),
+        corpus=CorpusConfig(name="test", sources=sources, **corpus),
+        cluster=ClusterConfig(num_cpus=2, include_dashboard=False),
+    )
