@@ -26,7 +26,6 @@ def configure_ray_data(progress: bool) -> None:
     # The plan Ray prints at each execution start is noise next to our own stage lines.
     ctx.print_on_execution_start = False
     ctx.verbose_stats_logs = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def init_kwargs(cfg: ClusterConfig) -> dict:

@@ -108,3 +108,16 @@ def test_bad_config_stops_before_any_work(mixed_corpus, tmp_path):
     with pytest.raises(ConfigError, match=r"corpus\.sources\.web\.paths: no file matches"):
         runner.run_pipeline(make_config(sources), run_dir)
     assert not run_dir.exists()
+
+
+def test_a_run_reads_back_for_inspection(ray_local, mixed_corpus, tmp_path):
+    from pipeline.inspect import Run
+
+    run_dir = tmp_path / "run"
+    summary = runner.run_pipeline(make_config(mixed_corpus["sources"]), run_dir)
+    run = Run(run_dir)
+    funnel = run.funnel().to_pylist()
+    assert funnel[0]["stage"] == "ingest" and funnel[0]["rows_out"] == summary.stages[0].rows_out
+    assert run.data("ingest").num_rows == summary.stages[0].rows_out
+    quarantined = run.quarantine("ingest", columns=["reason"])
+    assert quarantined.num_rows == sum(n for (_, _), n in run.dropped_by_reason().items())

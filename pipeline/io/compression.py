@@ -56,7 +56,9 @@ class _GzipRaw(io.RawIOBase):
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         try:
-            return self._gz.readinto(buffer)
+            # readinto1: one decompression step per call. readinto would loop to fill the
+            # whole buffer and, when the input ends early, drop what it had decoded so far.
+            return self._gz.readinto1(buffer)
         except EOFError as e:
             raise TruncatedArchive(f"gzip stream ended early: {e}") from e
         except (gzip.BadGzipFile, zlib.error, OSError) as e:

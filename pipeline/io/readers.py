@@ -21,7 +21,12 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.io.compression import CorruptArchive, TruncatedArchive, open_binary
+from pipeline.io.compression import (
+    CorruptArchive,
+    TruncatedArchive,
+    compression_of,
+    open_binary,
+)
 
 SNIPPET_CHARS = 200
 # A JSON line may carry escapes (\uXXXX is 6 bytes for one character) and other fields.
@@ -43,6 +48,7 @@ class Reason:
     TRUNCATED_ARCHIVE = "truncated_archive"
     CORRUPT_ARCHIVE = "corrupt_archive"
     UNREADABLE_FILE = "unreadable_file"
+    UNKNOWN_FORMAT = "unknown_format"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +86,11 @@ def read_file(
 ) -> Iterator[Record]:
     """All records of one file. `key` names a text file's single document."""
     if fmt == "auto":
-        fmt = format_of(path)
+        try:
+            fmt = format_of(path)
+        except ValueError as e:  # a stray file in a matched folder: set aside, not fatal
+            yield Record(None, reason=Reason.UNKNOWN_FORMAT, detail=str(e))
+            return
     try:
         if fmt == "jsonl":
             yield from _read_jsonl(path, text_field, id_field, max_doc_bytes)
@@ -162,7 +172,10 @@ def _from_fields(
     snippet = _snip(raw) if raw is not None else None
     if text_field not in obj or obj[text_field] is None:
         return Record(
-            location, reason=Reason.MISSING_TEXT, detail=f"no {text_field!r} field", snippet=snippet
+            location,
+            reason=Reason.MISSING_TEXT,
+            detail=f"{text_field!r} is null" if text_field in obj else f"no {text_field!r} field",
+            snippet=snippet,
         )
     text = obj[text_field]
     if not isinstance(text, str):
@@ -175,6 +188,11 @@ def _from_fields(
             detail = f"{id_field!r} is a {type(raw_key).__name__}, not a string or integer"
             return Record(location, reason=Reason.INVALID_ID, detail=detail, snippet=snippet)
         key = str(raw_key)
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError as e:  # a \ud800 escape in the id: Arrow cannot store it
+            detail = f"{id_field!r}: {e}"
+            return Record(location, reason=Reason.INVALID_UTF8, detail=detail, snippet=snippet)
     try:
         size = len(text.encode("utf-8"))
     except UnicodeEncodeError as e:  # a JSON \ud800 escape decodes to a lone surrogate
@@ -220,6 +238,9 @@ def _read_parquet(path: Path, text_field: str, id_field: str | None, max_doc_byt
 
 
 def _read_text(path: Path, key: str | None, max_doc_bytes: int):
+    if compression_of(path) is not None:  # format_of looks through .gz / .zst: so do we
+        yield _read_compressed_text(path, key, max_doc_bytes)
+        return
     size = path.stat().st_size
     if size > max_doc_bytes:
         detail = f"{size} bytes > corpus.max_doc_bytes={max_doc_bytes}"
@@ -234,6 +255,24 @@ def _read_text(path: Path, key: str | None, max_doc_bytes: int):
         yield Record(None, key=key, reason=Reason.INVALID_UTF8, detail=str(e), snippet=_snip(data))
         return
     yield Record(None, key=key, text=text)
+
+
+def _read_compressed_text(path: Path, key: str | None, max_doc_bytes: int) -> Record:
+    with open_binary(path) as fh:
+        try:
+            data = fh.read(max_doc_bytes + 1)  # never more than one byte past the limit
+        except TruncatedArchive as e:
+            return Record(None, key=key, reason=Reason.TRUNCATED_ARCHIVE, detail=str(e))
+        except CorruptArchive as e:
+            return Record(None, key=key, reason=Reason.CORRUPT_ARCHIVE, detail=str(e))
+    if len(data) > max_doc_bytes:
+        detail = f"over corpus.max_doc_bytes={max_doc_bytes} bytes once decompressed"
+        return Record(None, key=key, reason=Reason.TOO_LARGE, detail=detail, snippet=_snip(data))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return Record(None, key=key, reason=Reason.INVALID_UTF8, detail=str(e), snippet=_snip(data))
+    return Record(None, key=key, text=text)
 
 
 def _snip(value: str | bytes) -> str:

@@ -1,0 +1,58 @@
+"""Read a run directory back for notebooks and scripts: summary, stage outputs, quarantine.
+
+from pipeline.inspect import Run
+run = Run("outputs/demo")
+run.funnel()                  # one row per stage: in, out, dropped
+run.dropped_by_reason()       # (stage, reason) -> count
+run.quarantine("ingest")      # the set-aside rows with reason, detail, path, location
+run.data("ingest")            # the stage's kept rows (a pyarrow.Table)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.stats import StageStats
+
+
+class Run:
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        summary = self.run_dir / "summary.json"
+        if not summary.is_file():
+            raise FileNotFoundError(f"{summary}: not a finished run directory")
+        self.summary = json.loads(summary.read_text())
+        self.stages = [StageStats.from_dict(s) for s in self.summary["stages"]]
+
+    def funnel(self) -> pa.Table:
+        return pa.table(
+            {
+                "stage": [s.stage for s in self.stages],
+                "rows_in": [s.rows_in for s in self.stages],
+                "rows_out": [s.rows_out for s in self.stages],
+                "rows_dropped": [s.rows_dropped for s in self.stages],
+                "seconds": [s.seconds for s in self.stages],
+            }
+        )
+
+    def dropped_by_reason(self) -> dict[tuple[str, str], int]:
+        return {(s.stage, reason): n for s in self.stages for reason, n in s.dropped.items()}
+
+    def data(self, stage: str, columns: list[str] | None = None) -> pa.Table:
+        return _read_parts(self.run_dir / stage / "data", columns)
+
+    def quarantine(self, stage: str, columns: list[str] | None = None) -> pa.Table:
+        return _read_parts(self.run_dir / "quarantine" / stage, columns)
+
+
+def _read_parts(directory: Path, columns: list[str] | None) -> pa.Table:
+    parts = sorted(directory.glob("part-*.parquet"))
+    if not parts:
+        return pa.table({})
+    return pa.concat_tables(
+        [pq.read_table(p, columns=columns) for p in parts], promote_options="default"
+    )
