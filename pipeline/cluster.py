@@ -17,10 +17,12 @@ from contextlib import contextmanager
 from pipeline.config import ClusterConfig
 
 
-def configure_ray_data(progress: bool) -> None:
+def configure_ray_data(progress: bool, shuffle_strategy: str = "sort_shuffle_pull_based") -> None:
     from ray.data import DataContext
+    from ray.data.context import ShuffleStrategy
 
     ctx = DataContext.get_current()
+    ctx.shuffle_strategy = ShuffleStrategy(shuffle_strategy)
     ctx.enable_progress_bars = progress
     ctx.enable_operator_progress_bars = progress
     # The plan Ray prints at each execution start is noise next to our own stage lines.
@@ -55,7 +57,7 @@ def ray_session(cfg: ClusterConfig, progress: bool = True) -> Iterator[None]:
     import ray
 
     if ray.is_initialized():
-        configure_ray_data(progress)
+        configure_ray_data(progress, cfg.shuffle_strategy)
         yield
         return
     if cfg.address is None:
@@ -63,7 +65,7 @@ def ray_session(cfg: ClusterConfig, progress: bool = True) -> Iterator[None]:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     ray.init(**init_kwargs(cfg))
-    configure_ray_data(progress)
+    configure_ray_data(progress, cfg.shuffle_strategy)
     try:
         yield
     finally:

@@ -62,6 +62,67 @@ class CorpusConfig:
 
 
 @dataclass
+class ShingleConfig:
+    # "word": word n-grams (robust to reflowed lines); "char": character n-grams (catches
+    # edits inside words and scripts without spaces).
+    kind: str = "word"
+    n: int = 5
+    lowercase: bool = True
+    # "strip": punctuation separates words and is dropped; "keep": each mark is a token.
+    punctuation: str = "strip"
+
+
+@dataclass
+class ContainmentConfig:
+    # Partial duplicates: a document mostly contained in a longer one (an excerpt, a truncated
+    # copy, an article quoted whole in a longer page) has low Jaccard with its container, so
+    # the whole-document LSH misses it. Every document is cut into overlapping windows of
+    # `window` words; windows that collide in a window-level LSH make candidate pairs, and a
+    # pair is a partial duplicate when >= `threshold` of the smaller document's shingles are
+    # in the larger one (exact sets).
+    enabled: bool = True
+    threshold: float = 0.8
+    window: int = 100  # words per window
+    # Words between window starts. An excerpt's windows then sit within stride/2 words of a
+    # container window: Jaccard >= (100 - 12.5) / (100 + 12.5) = 0.78 for aligned text.
+    stride: int = 25
+    num_perm: int = 64
+    window_threshold: float = 0.5  # LSH target for windows: catches 50+ word excerpts
+    action: str = "flag"  # "flag": keep, mark partial_dup_of; "remove": drop it
+
+
+@dataclass
+class DedupConfig:
+    exact: bool = True
+    near: bool = True
+    shingle: ShingleConfig = field(default_factory=ShingleConfig)
+    num_perm: int = 128
+    seed: int = 1
+    # Target Jaccard similarity; bands and rows follow from it (datasketch's optimisation
+    # of weighted false-positive and false-negative probability) unless given explicitly.
+    threshold: float = 0.7
+    fp_weight: float = 0.5
+    fn_weight: float = 0.5
+    bands: int | None = None
+    rows: int | None = None
+    # "jaccard": verify candidate pairs on the exact shingle sets; "estimate": trust the
+    # signature estimate (cheaper, noisier).
+    verify: str = "jaccard"
+    # Buckets larger than this are verified against their first member only (star), which
+    # bounds pair work on pathological buckets (boilerplate) at a small recall cost.
+    max_bucket_pairs: int = 64
+    # Which member of a cluster survives: "longest" (most bytes, then smallest id) or
+    # "smallest_id".
+    keep: str = "longest"
+    containment: ContainmentConfig = field(default_factory=ContainmentConfig)
+    max_cc_iterations: int = 64
+    # Hash partitions of each shuffle; null = twice the cluster's CPUs.
+    shuffle_partitions: int | None = None
+    # Documents per signature batch (one numba kernel call).
+    batch_rows: int = 256
+
+
+@dataclass
 class ClusterConfig:
     # null: start a local Ray inside the job. "auto" or "ray://host:10001": join a cluster.
     address: str | None = None
@@ -75,6 +136,10 @@ class ClusterConfig:
     log_to_driver: bool = False
     # Ray Data's object store, in bytes (local Ray only); null = Ray's default.
     object_store_memory: int | None = None
+    # Ray Data's shuffle for groupby and cogroup. Measured on 2 cores: a sort-based pull
+    # shuffle runs a small groupby in ~0.3 s, the hash shuffle's aggregator actors ~1-5 s.
+    # Clusters with large shuffles want "hash_shuffle" (conf/cluster/remote.yaml).
+    shuffle_strategy: str = "sort_shuffle_pull_based"
 
 
 @dataclass
@@ -82,7 +147,7 @@ class RunConfig:
     # The run directory is <output_root>/<name>; rerunning the same name resumes it.
     name: str = "${now:%Y%m%d-%H%M%S}"
     output_root: str = "outputs"
-    stages: list[str] = field(default_factory=lambda: ["ingest"])
+    stages: list[str] = field(default_factory=lambda: ["ingest", "dedup"])
     resume: bool = True
     progress: bool = True
 
@@ -91,6 +156,7 @@ class RunConfig:
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
@@ -126,6 +192,17 @@ def validate(cfg: Config, stage_names: tuple[str, ...] | list[str] = ()) -> None
                 stage in stage_names, "run.stages", f"unknown stage {stage!r}; known: {stage_names}"
             )
     cluster = cfg.cluster
+    strategies = (
+        "sort_shuffle_pull_based",
+        "sort_shuffle_push_based",
+        "hash_shuffle",
+        "shuffle_v2",
+    )
+    check(
+        cluster.shuffle_strategy in strategies,
+        "cluster.shuffle_strategy",
+        f"{cluster.shuffle_strategy!r} not in {strategies}",
+    )
     if cluster.num_cpus is not None:
         check(cluster.num_cpus > 0, "cluster.num_cpus", f"must be positive, got {cluster.num_cpus}")
     corpus = cfg.corpus
@@ -148,5 +225,43 @@ def validate(cfg: Config, stage_names: tuple[str, ...] | list[str] = ()) -> None
                 f"{key}.paths",
                 f"no file matches {pattern!r} (relative to {Path.cwd()})",
             )
+    problems += _dedup_problems(cfg.dedup)
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def _dedup_problems(d: DedupConfig) -> list[str]:
+    problems = []
+    choices = {
+        "dedup.shingle.kind": (d.shingle.kind, ("word", "char")),
+        "dedup.shingle.punctuation": (d.shingle.punctuation, ("strip", "keep")),
+        "dedup.verify": (d.verify, ("jaccard", "estimate")),
+        "dedup.keep": (d.keep, ("longest", "smallest_id")),
+        "dedup.containment.action": (d.containment.action, ("flag", "remove")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            problems.append(f"{key}: {value!r} not in {allowed}")
+    for key, value in {
+        "dedup.threshold": d.threshold,
+        "dedup.containment.threshold": d.containment.threshold,
+        "dedup.containment.window_threshold": d.containment.window_threshold,
+    }.items():
+        if not 0 < value < 1:
+            problems.append(f"{key}: must be in (0, 1), got {value}")
+    for key, value in {
+        "dedup.shingle.n": d.shingle.n,
+        "dedup.num_perm": d.num_perm,
+        "dedup.containment.window": d.containment.window,
+        "dedup.containment.stride": d.containment.stride,
+        "dedup.containment.num_perm": d.containment.num_perm,
+        "dedup.max_bucket_pairs": d.max_bucket_pairs,
+        "dedup.batch_rows": d.batch_rows,
+    }.items():
+        if value < 1:
+            problems.append(f"{key}: must be >= 1, got {value}")
+    if (d.bands is None) != (d.rows is None):
+        problems.append("dedup.bands, dedup.rows: give both or neither")
+    elif d.bands is not None and d.rows is not None and d.bands * d.rows > d.num_perm:
+        problems.append(f"dedup.bands * dedup.rows: {d.bands * d.rows} > num_perm {d.num_perm}")
+    return problems

@@ -15,13 +15,14 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from pipeline.cluster import ray_session
 from pipeline.config import Config, validate
+from pipeline.dedup.stage import DedupStage
 from pipeline.io.atomic import atomic_write_json, atomic_write_text
 from pipeline.io.stage import IngestStage
 from pipeline.stage import RunContext, Stage
@@ -30,7 +31,7 @@ from pipeline.summary import format_summary
 
 log = logging.getLogger("pipeline")
 
-STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (IngestStage,)}
+STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (IngestStage, DedupStage)}
 SUCCESS_MARKER = "_SUCCESS"
 
 
@@ -57,28 +58,24 @@ def run_pipeline(config: Config, run_dir: Path) -> RunSummary:
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(config)))
     ctx = RunContext(run_dir=run_dir, config=config)
     summary = RunSummary(run_dir=run_dir)
-    upstream = ""
+    fp = ""
+    total = len(config.run.stages)
     with ray_session(config.cluster, progress=config.run.progress):
-        for i, name in enumerate(config.run.stages, 1):
+        for i, name in enumerate(config.run.stages):
             stage = STAGES[name](config)
-            upstream = fingerprint(stage.settings(), upstream)
-            done = _completed_stats(ctx, name, upstream) if config.run.resume else None
+            stage_ctx = replace(ctx, input_stage=config.run.stages[i - 1] if i else None)
+            fp = fingerprint(stage.settings(), fp)
+            done = _completed_stats(stage_ctx, name, fp) if config.run.resume else None
+            step = f"[{i + 1}/{total}] {name}"
             if done is not None:
-                log.info(
-                    "[%d/%d] %s: already complete, reusing its output",
-                    i,
-                    len(config.run.stages),
-                    name,
-                )
+                log.info("%s: already complete, reusing its output", step)
                 summary.skipped.append(name)
             else:
-                log.info("[%d/%d] %s: running", i, len(config.run.stages), name)
-                done = _run_stage(stage, ctx, upstream)
+                log.info("%s: running", step)
+                done = _run_stage(stage, stage_ctx, fp)
                 log.info(
-                    "[%d/%d] %s: %s rows in, %s out, %s dropped in %.1fs",
-                    i,
-                    len(config.run.stages),
-                    name,
+                    "%s: %s rows in, %s out, %s dropped in %.1fs",
+                    step,
                     f"{done.rows_in:,}",
                     f"{done.rows_out:,}",
                     f"{done.rows_dropped:,}",

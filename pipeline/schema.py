@@ -32,6 +32,41 @@ DOCS_SCHEMA = pa.schema(
     ]
 )
 
+# --- deduplicated documents (output of dedup) --------------------------------------------
+CLUSTER_ID = "cluster_id"  # "exact:<survivor>" / "near:<survivor>"; null for a unique document
+CLUSTER_SIZE = "cluster_size"  # members of that cluster, survivor included (1 if unique)
+PARTIAL_DUP_OF = "partial_dup_of"  # the longer document this one is mostly contained in
+CONTAINMENT = "containment"  # share of this document's shingles found in partial_dup_of
+
+DEDUP_SCHEMA = pa.schema(
+    [
+        *DOCS_SCHEMA,
+        pa.field(CLUSTER_ID, pa.string()),
+        pa.field(CLUSTER_SIZE, pa.int32()),
+        pa.field(PARTIAL_DUP_OF, pa.string()),
+        pa.field(CONTAINMENT, pa.float32()),
+    ]
+)
+
+# --- dedup clusters, for inspection (one row per member, survivor included) ----------------
+KIND = "kind"  # "exact" or "near"
+SURVIVOR = "survivor"
+IS_SURVIVOR = "is_survivor"
+SIMILARITY = "similarity"  # Jaccard of the member's shingles with the survivor's (1.0: exact)
+
+CLUSTERS_SCHEMA = pa.schema(
+    [
+        pa.field(CLUSTER_ID, pa.string(), nullable=False),
+        pa.field(KIND, pa.string(), nullable=False),
+        pa.field(DOC_ID, pa.string(), nullable=False),
+        pa.field(SURVIVOR, pa.string(), nullable=False),
+        pa.field(IS_SURVIVOR, pa.bool_(), nullable=False),
+        pa.field(SIMILARITY, pa.float32(), nullable=False),
+        pa.field(CLUSTER_SIZE, pa.int32(), nullable=False),
+        pa.field(N_BYTES, pa.int64(), nullable=False),
+    ]
+)
+
 # --- rows set aside, by any stage ---------------------------------------------------------
 # A stage emits its output columns plus these three; the accounting sink writes rows whose
 # reason is null to the stage's data and the others, with their reason, to quarantine/<stage>/.

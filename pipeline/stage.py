@@ -27,6 +27,14 @@ from pipeline.stats import StageStats
 class RunContext:
     run_dir: Path
     config: Config
+    # The stage before the current one in run.stages (whose data is this stage's input).
+    input_stage: str | None = None
+
+    @property
+    def input_dir(self) -> Path:
+        if self.input_stage is None:
+            raise ValueError("this stage needs an upstream stage; put one before it in run.stages")
+        return self.data_dir(self.input_stage)
 
     def stage_dir(self, stage: str) -> Path:
         return self.run_dir / stage

@@ -9,10 +9,15 @@ done, so a stage that loses rows fails loudly instead of shipping a smaller data
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+log = logging.getLogger("pipeline")
 
 
 class AccountingError(RuntimeError):
@@ -56,3 +61,25 @@ def merge_counts(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
     for c in counts:
         total.update(c)
     return dict(sorted(total.items()))
+
+
+class StepTimer:
+    """Times the named steps of a multi-step stage and logs each as it starts and ends.
+
+    steps = StepTimer("dedup")
+    with steps("exact"):
+        ...
+    stats.extra["step_seconds"] = steps.seconds
+    """
+
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        log.info("%s: %s ...", self.stage, name)
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 2)
+        log.info("%s: %s done in %.1fs", self.stage, name, self.seconds[name])

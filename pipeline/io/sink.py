@@ -97,6 +97,8 @@ class AccountingSink(Datasink[SinkResult]):
         try:
             for block in blocks:
                 table = BlockAccessor.for_block(block).to_arrow()
+                if table.num_rows == 0:  # an empty group's block may lack the columns
+                    continue
                 is_kept = pc.is_null(table[S.DROP_REASON])
                 kept = table.filter(is_kept).select(self.data_schema.names)
                 kept_writer.write(kept)

@@ -1,0 +1,1 @@
+"""Deduplication: exact digests and the MinHash-LSH core (shingles, signatures, bands)."""
