@@ -48,9 +48,12 @@ class Run:
     def quarantine(self, stage: str, columns: list[str] | None = None) -> pa.Table:
         return _read_parts(self.run_dir / "quarantine" / stage, columns)
 
+    def clusters(self, columns: list[str] | None = None) -> pa.Table:
+        return _read_parts(self.run_dir / "dedup" / "clusters", columns)
+
 
 def _read_parts(directory: Path, columns: list[str] | None) -> pa.Table:
-    parts = sorted(directory.glob("part-*.parquet"))
+    parts = sorted(directory.glob("*.parquet"))
     if not parts:
         return pa.table({})
     return pa.concat_tables(

@@ -50,6 +50,15 @@ def sum_column(directory: Path, column: str) -> int:
     )
 
 
+def count_non_null(directory: Path, column: str) -> int:
+    """Rows of a directory of Parquet parts whose `column` is set, reading that column only."""
+    total = 0
+    for part in parquet_parts(directory):
+        values = pq.read_table(part, columns=[column])[column]
+        total += len(values) - values.null_count
+    return total
+
+
 def write_parts(ds: ray.data.Dataset, directory: Path) -> None:
     Path(directory).mkdir(parents=True, exist_ok=True)
     ds.write_parquet(str(directory), compression="zstd")

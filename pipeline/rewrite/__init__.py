@@ -1,0 +1,1 @@
+"""Rewrite stage core: token-aware chunking, the prompt registry, post-processing, the cache."""
