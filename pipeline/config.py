@@ -135,6 +135,30 @@ class DedupConfig:
 
 
 @dataclass
+class ModelConfig:
+    """The rewriter: a local checkpoint built by the project or a hub id on a GPU cluster."""
+
+    name: str = "smollm2-moe-e4-top2"
+    # "local:smollm2-moe" (built on first use by jobs/build_model.py), "local:smollm2" (the
+    # dense model), a directory, or a hub id (GPU clusters, where weights can be fetched).
+    path: str = "local:smollm2-moe"
+    tokenizer: str | None = None  # null: the model's own
+    # Off unless a preset needs it: remote code runs with the job's rights.
+    trust_remote_code: bool = False
+    # Keyword arguments of vllm.LLM(...): dtype, max_model_len, tensor_parallel_size, ...
+    engine: dict[str, Any] = field(default_factory=dict)
+    num_gpus_per_actor: float = 0
+    num_cpus_per_actor: float = 1
+    num_actors: int = 1
+    chat_template_has_system: bool = True
+    # Environment of the engine's process, set before vLLM is imported.
+    env: dict[str, str] = field(default_factory=dict)
+    # Shape of the locally built MoE (sparse upcycling of the dense model).
+    num_experts: int = 4
+    top_k: int = 2
+
+
+@dataclass
 class ClusterConfig:
     # null: start a local Ray inside the job. "auto" or "ray://host:10001": join a cluster.
     address: str | None = None
@@ -169,6 +193,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 

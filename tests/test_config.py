@@ -31,7 +31,7 @@ def compose_config(*overrides: str):
 
 def test_every_group_has_options():
     groups = {g for g, _ in GROUP_OPTIONS}
-    assert {"corpus", "dedup", "cluster", "experiment"} <= groups
+    assert {"corpus", "dedup", "model", "cluster", "experiment"} <= groups
 
 
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
