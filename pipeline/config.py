@@ -159,6 +159,56 @@ class ModelConfig:
 
 
 @dataclass
+class SamplingConfig:
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_tokens: int = 512
+    # Small models fall into repetition loops; a mild penalty keeps most rewrites out of them.
+    repetition_penalty: float = 1.1
+    # Each request's seed derives from this and its prompt, so outputs do not depend on
+    # which batch or actor a chunk landed in.
+    seed: int = 0
+
+
+@dataclass
+class RewriteConfig:
+    styles: list[str] = field(
+        default_factory=lambda: [
+            "wikipedia",
+            "lecture_notes",
+            "qa",
+            "summary",
+            "knowledge_list",
+            "student",
+            "expert",
+            "skeptic",
+        ]
+    )
+    # Rewrites per source document, each in a different style (chosen per document, so a
+    # document's chunks share a style and reassemble into one coherent rewrite).
+    styles_per_doc: int = 1
+    # "autoregressive" (K2): a document's chunks in order, each prompt carrying the previous
+    # rewritten chunk as read-only context; "independent": every chunk on its own.
+    mode: str = "autoregressive"
+    # Upper bound on a chunk (tokens of the rewriter's tokenizer); the real budget is also
+    # bounded by max_model_len - max_tokens - prompt overhead - context.
+    max_chunk_tokens: int = 384
+    context_tokens: int = 256  # the previous rewrite is cut to its last N tokens
+    # Caps: documents rewritten per corpus source (exact, deterministic sample by hash),
+    # chunks rewritten per document (the rest of a long document is left raw). null: all.
+    max_docs_per_source: int | None = None
+    max_chunks_per_doc: int | None = None
+    # An output that hit max_tokens: "retry" once with twice the budget, then drop; "drop";
+    # or "keep" the truncated text.
+    on_truncated: str = "retry"
+    batch_docs: int = 16  # documents interleaved in one actor batch: keeps the engine full
+    seed: int = 0
+    cache_dir: str = ".cache/generations"
+    model_cache: str = ".cache/models"
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
+@dataclass
 class ClusterConfig:
     # null: start a local Ray inside the job. "auto" or "ray://host:10001": join a cluster.
     address: str | None = None
@@ -194,6 +244,7 @@ class Config:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    rewrite: RewriteConfig = field(default_factory=RewriteConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
@@ -263,6 +314,7 @@ def validate(cfg: Config, stage_names: tuple[str, ...] | list[str] = ()) -> None
                 f"no file matches {pattern!r} (relative to {Path.cwd()})",
             )
     problems += _dedup_problems(cfg.dedup)
+    problems += _rewrite_problems(cfg.rewrite)
     if problems:
         raise ConfigError("\n".join(problems))
 
@@ -301,4 +353,28 @@ def _dedup_problems(d: DedupConfig) -> list[str]:
         problems.append("dedup.bands, dedup.rows: give both or neither")
     elif d.bands is not None and d.rows is not None and d.bands * d.rows > d.num_perm:
         problems.append(f"dedup.bands * dedup.rows: {d.bands * d.rows} > num_perm {d.num_perm}")
+    return problems
+
+
+def _rewrite_problems(r: RewriteConfig) -> list[str]:
+    from pipeline.rewrite.prompts import PROMPTS
+
+    problems = [f"rewrite.styles: unknown style {s!r}; known: {sorted(PROMPTS)}"
+                for s in r.styles if s not in PROMPTS]  # fmt: skip
+    if r.mode not in ("autoregressive", "independent"):
+        problems.append(f"rewrite.mode: {r.mode!r} not in ('autoregressive', 'independent')")
+    if r.on_truncated not in ("retry", "drop", "keep"):
+        problems.append(
+            f"rewrite.on_truncated: {r.on_truncated!r} not in ('retry', 'drop', 'keep')"
+        )
+    for key, value in {
+        "rewrite.styles_per_doc": r.styles_per_doc,
+        "rewrite.max_chunk_tokens": r.max_chunk_tokens,
+        "rewrite.batch_docs": r.batch_docs,
+        "rewrite.sampling.max_tokens": r.sampling.max_tokens,
+    }.items():
+        if value < 1:
+            problems.append(f"{key}: must be >= 1, got {value}")
+    if r.context_tokens < 0:
+        problems.append(f"rewrite.context_tokens: must be >= 0, got {r.context_tokens}")
     return problems

@@ -29,10 +29,11 @@ def parquet_parts(directory: Path) -> list[str]:
     return sorted(str(p) for p in Path(directory).glob("*.parquet"))
 
 
-def read_parts(directory: Path, schema: pa.Schema) -> ray.data.Dataset:
-    """A stage's Parquet output as a Dataset; an empty one (with schema) if it wrote nothing."""
+def read_parts(directory: Path, schema: pa.Schema | None) -> ray.data.Dataset:
+    """A stage's Parquet output as a Dataset; an empty one (with schema) if it wrote nothing.
+    schema=None reads the files' own schema (they must exist)."""
     parts = parquet_parts(directory)
-    if not parts:
+    if not parts and schema is not None:
         return ray.data.from_arrow(schema.empty_table())
     return ray.data.read_parquet(parts, schema=schema)
 

@@ -25,13 +25,16 @@ from pipeline.config import Config, validate
 from pipeline.dedup.stage import DedupStage
 from pipeline.io.atomic import atomic_write_json, atomic_write_text
 from pipeline.io.stage import IngestStage
+from pipeline.rewrite.stage import RewriteStage
 from pipeline.stage import RunContext, Stage
 from pipeline.stats import StageStats
 from pipeline.summary import format_summary
 
 log = logging.getLogger("pipeline")
 
-STAGES: dict[str, type[Stage]] = {stage.name: stage for stage in (IngestStage, DedupStage)}
+STAGES: dict[str, type[Stage]] = {
+    stage.name: stage for stage in (IngestStage, DedupStage, RewriteStage)
+}
 SUCCESS_MARKER = "_SUCCESS"
 
 

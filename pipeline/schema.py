@@ -88,3 +88,47 @@ def with_drop_columns(schema: pa.Schema) -> pa.Schema:
 
 
 INGEST_SCHEMA = with_drop_columns(DOCS_SCHEMA)
+
+# --- rewrites (output of rewrite: one row per source document and style) ------------------
+REWRITE_ID = "rewrite_id"  # "<doc_id>#<style>"
+STYLE = "style"
+PROMPT_ID = "prompt_id"  # "<template id>@v<version>"
+PROMPT_HASH = "prompt_hash"  # content hash of the template's instruction
+MODEL = "model"
+SAMPLING = "sampling"  # the sampling parameters as canonical JSON
+MODE = "mode"  # "autoregressive" or "independent"
+N_CHUNKS = "n_chunks"  # chunks rewritten (a long document may be capped)
+SOURCE_TEXT = "source_text"  # the part of the source document that was rewritten
+CHUNK_SOURCES = "chunk_sources"  # per chunk, in order: the source text ...
+CHUNK_REWRITES = "chunk_rewrites"  # ... and its cleaned rewrite (lineage per chunk index)
+FINISH_REASONS = "finish_reasons"  # per chunk
+INPUT_TOKENS = "input_tokens"  # prompt tokens summed over the chunks (retries included)
+OUTPUT_TOKENS = "output_tokens"  # generated tokens summed over the chunks
+CACHED_CHUNKS = "cached_chunks"  # chunks served by the generation cache
+REMOVED = "removed"  # what post-processing stripped (preamble, fence, think, chatter)
+
+REWRITES_SCHEMA = pa.schema(
+    [
+        pa.field(REWRITE_ID, pa.string(), nullable=False),
+        pa.field(DOC_ID, pa.string(), nullable=False),
+        pa.field(SOURCE, pa.string(), nullable=False),
+        pa.field(WEIGHT, pa.float64(), nullable=False),
+        pa.field(STYLE, pa.string(), nullable=False),
+        pa.field(PROMPT_ID, pa.string(), nullable=False),
+        pa.field(PROMPT_HASH, pa.string(), nullable=False),
+        pa.field(MODEL, pa.string(), nullable=False),
+        pa.field(SAMPLING, pa.string(), nullable=False),
+        pa.field(MODE, pa.string(), nullable=False),
+        pa.field(N_CHUNKS, pa.int32(), nullable=False),
+        pa.field(TEXT, pa.large_string(), nullable=False),
+        pa.field(SOURCE_TEXT, pa.large_string(), nullable=False),
+        pa.field(CHUNK_SOURCES, pa.list_(pa.large_string())),
+        pa.field(CHUNK_REWRITES, pa.list_(pa.large_string())),
+        pa.field(FINISH_REASONS, pa.list_(pa.string())),
+        pa.field(INPUT_TOKENS, pa.int64(), nullable=False),
+        pa.field(OUTPUT_TOKENS, pa.int64(), nullable=False),
+        pa.field(CACHED_CHUNKS, pa.int32(), nullable=False),
+        pa.field(REMOVED, pa.list_(pa.string())),
+        pa.field(N_BYTES, pa.int64(), nullable=False),
+    ]
+)

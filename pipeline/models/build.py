@@ -9,7 +9,7 @@ the rest wait. `build_info.json` records where the weights came from and what wa
     from pipeline.models.build import ensure_local_moe, resolve_model_path
     moe_dir = ensure_local_moe()                    # builds on first use (~1 min), then cached
     ensure_local_moe(num_experts=8, top_k=2)        # another folder, another build
-    resolve_model_path("local:smollm2-moe")         # what conf/model/local_moe.yaml names
+    resolve_model_path("local:smollm2-moe", num_experts=4, top_k=2)   # conf/model/local_moe.yaml
 """
 
 from __future__ import annotations
@@ -169,11 +169,14 @@ def ensure_local_moe(
     return _build_cached(cache_root, moe_dir_name(num_experts, top_k), build, force)
 
 
-def resolve_model_path(path: str, cache_root: Path = DEFAULT_CACHE) -> str:
+def resolve_model_path(
+    path: str, cache_root: Path = DEFAULT_CACHE, num_experts: int = 4, top_k: int = 2
+) -> str:
     """Map a model config's `path` to something vLLM loads; `local:` names build on demand.
 
-    `local:smollm2` is the dense model, `local:smollm2-moe` the default MoE (4 experts, top-2),
-    `local:smollm2-moe-e8-top2` any other; anything else (a HF id, a folder) passes through.
+    `local:smollm2` is the dense model, `local:smollm2-moe` the MoE of shape (num_experts,
+    top_k), `local:smollm2-moe-e8-top2` a fixed shape; anything else (a HF id, a folder) passes
+    through unchanged.
     """
     if not path.startswith(LOCAL_PREFIX):
         return path
@@ -181,10 +184,10 @@ def resolve_model_path(path: str, cache_root: Path = DEFAULT_CACHE) -> str:
     if name == "smollm2":
         return str(ensure_dense(cache_root).resolve())
     if name == "smollm2-moe":
-        return str(ensure_local_moe(cache_root).resolve())
+        return str(ensure_local_moe(cache_root, num_experts, top_k).resolve())
     if match := _MOE_NAME.fullmatch(name):
-        experts, top_k = int(match["experts"]), int(match["top_k"])
-        return str(ensure_local_moe(cache_root, experts, top_k).resolve())
+        experts, k = int(match["experts"]), int(match["top_k"])
+        return str(ensure_local_moe(cache_root, experts, k).resolve())
     raise ValueError(
         f"unknown local model {path!r}; known: local:smollm2, local:smollm2-moe, "
         "local:smollm2-moe-e<experts>-top<k>"

@@ -1,0 +1,272 @@
+"""Rewrite a batch of documents with an engine: styles, chunks, context, cache, cleaning.
+
+Pure orchestration around an injected `Engine` (pipeline.rewrite.engine): no Ray, no vLLM
+import, so the logic is tested with a fake engine and run in the stage with the real one.
+
+Chunk-wise autoregressive mode (Kimi K2): round r sends chunk r of every document still going,
+each prompt carrying the document's previous rewritten chunk as read-only context, so one
+engine call holds as many documents as the batch has, and a document's chunks stay in order.
+Independent mode sends every chunk of the batch in one call.
+
+    rewriter = Rewriter(engine, rewrite_cfg, cache=GenerationCache(".cache/generations"))
+    rows = rewriter.rewrite([{"doc_id": "wiki/1", "source": "wiki", "weight": 1.0, "text": ...}])
+    # one row per (document, style): schema.REWRITES_SCHEMA columns + reason/detail/snippet
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pipeline import schema as S
+from pipeline.config import RewriteConfig
+from pipeline.rewrite.cache import GenerationCache, generation_key
+from pipeline.rewrite.chunking import Chunk, chunk_document, join_rewrites, prompt_budget
+from pipeline.rewrite.engine import Engine, Generation
+from pipeline.rewrite.postprocess import clean_generation
+from pipeline.rewrite.prompts import (
+    PromptTemplate,
+    build_messages,
+    choose_styles,
+    get_template,
+    overhead_messages,
+)
+
+CHUNK_TOO_LONG = "chunk_too_long"
+ENGINE_ERROR = "engine_error"
+
+
+@dataclass
+class _Job:
+    """One document in one style: its chunks and what came back for each."""
+
+    doc: dict
+    template: PromptTemplate
+    chunks: list[Chunk]
+    rewrites: list[str | None] = field(default_factory=list)
+    finish: list[str | None] = field(default_factory=list)
+    removed: set[str] = field(default_factory=set)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached: int = 0
+    failure: tuple[str, str] | None = None  # (reason, detail)
+
+    def __post_init__(self) -> None:
+        self.rewrites = [None] * len(self.chunks)
+        self.finish = [None] * len(self.chunks)
+
+
+@dataclass
+class _Request:
+    job: _Job
+    index: int  # chunk index
+    prompt: str
+    sampling: dict[str, Any]
+
+
+class Rewriter:
+    def __init__(
+        self,
+        engine: Engine,
+        cfg: RewriteConfig,
+        cache: GenerationCache | None = None,
+        system_role: bool = True,
+    ):
+        self.engine = engine
+        self.cfg = cfg
+        self.cache = cache
+        self.system_role = system_role
+        self.sampling = asdict(cfg.sampling)
+        self.sampling_json = json.dumps(self.sampling, sort_keys=True)
+        self.autoregressive = cfg.mode == "autoregressive"
+        self._budgets: dict[str, int] = {}
+
+    def chunk_budget(self, template: PromptTemplate) -> int:
+        """Tokens a chunk may have: what the model's context leaves, capped by config."""
+        if template.key not in self._budgets:
+            frame = self.engine.render(
+                overhead_messages(template, self.autoregressive, system_role=self.system_role)
+            )
+            context = self.cfg.context_tokens if self.autoregressive else 0
+            budget = prompt_budget(
+                self.engine.max_model_len,
+                self.cfg.sampling.max_tokens,
+                self.engine.count_tokens(frame),
+                context,
+            )
+            self._budgets[template.key] = min(budget, self.cfg.max_chunk_tokens)
+        return self._budgets[template.key]
+
+    def rewrite(self, docs: list[dict]) -> list[dict]:
+        jobs = [job for doc in docs for job in self._jobs(doc)]
+        live = [j for j in jobs if j.failure is None]
+        if self.autoregressive:
+            for r in range(max((len(j.chunks) for j in live), default=0)):
+                self._run(
+                    [self._request(j, r) for j in live if j.failure is None and r < len(j.chunks)]
+                )
+        else:
+            self._run([self._request(j, i) for j in live for i in range(len(j.chunks))])
+        return [self._row(j) for j in jobs]
+
+    # --- building requests ---------------------------------------------------------------
+
+    def _jobs(self, doc: dict) -> list[_Job]:
+        jobs = []
+        for style in choose_styles(
+            doc[S.DOC_ID], self.cfg.styles, self.cfg.styles_per_doc, self.cfg.seed
+        ):
+            template = get_template(style)
+            budget = self.chunk_budget(template)
+            chunks = chunk_document(doc[S.DOC_ID], doc[S.TEXT], self.engine.count_tokens, budget)
+            if self.cfg.max_chunks_per_doc:
+                chunks = chunks[: self.cfg.max_chunks_per_doc]
+            job = _Job(doc, template, chunks)
+            if over := [c for c in chunks if c.n_tokens > budget]:
+                detail = f"chunk {over[0].index} has {over[0].n_tokens} tokens > budget {budget}"
+                job.failure = (CHUNK_TOO_LONG, detail)
+            jobs.append(job)
+        return jobs
+
+    def _request(self, job: _Job, index: int, sampling: dict | None = None) -> _Request:
+        previous = None
+        if self.autoregressive and index > 0:
+            previous = self.engine.tail_tokens(
+                job.rewrites[index - 1] or "", self.cfg.context_tokens
+            )
+        messages = build_messages(
+            job.template, job.chunks[index].text, previous, system_role=self.system_role
+        )
+        return _Request(job, index, self.engine.render(messages), sampling or self.sampling)
+
+    # --- generating ------------------------------------------------------------------------
+
+    def _run(self, requests: list[_Request]) -> None:
+        if not requests:
+            return
+        results = self._generate_cached(requests)
+        retries = []
+        for request, generation in zip(requests, results, strict=True):
+            if isinstance(generation, Exception):
+                request.job.failure = (ENGINE_ERROR, f"chunk {request.index}: {generation}")
+                continue
+            if generation.finish_reason == "length" and self._may_retry(request):
+                retries.append(self._widened(request, generation))
+                continue
+            self._accept(request, generation)
+        if retries:
+            self._run(retries)
+
+    def _may_retry(self, request: _Request) -> bool:
+        return self.cfg.on_truncated == "retry" and request.sampling is self.sampling
+
+    def _widened(self, request: _Request, generation: Generation) -> _Request:
+        """The same prompt with twice the output budget (bounded by the model's context)."""
+        room = self.engine.max_model_len - generation.prompt_tokens
+        max_tokens = min(2 * self.cfg.sampling.max_tokens, room)
+        request.job.input_tokens += generation.prompt_tokens
+        request.job.output_tokens += generation.output_tokens
+        return _Request(
+            request.job, request.index, request.prompt, {**self.sampling, "max_tokens": max_tokens}
+        )
+
+    def _accept(self, request: _Request, generation: Generation) -> None:
+        job = request.job
+        job.input_tokens += generation.prompt_tokens
+        job.output_tokens += generation.output_tokens
+        cleaned = clean_generation(generation.text, generation.finish_reason)
+        job.removed.update(cleaned.removed)
+        job.finish[request.index] = generation.finish_reason
+        reason = cleaned.reason
+        if reason == "truncated" and self.cfg.on_truncated == "keep":
+            reason = None
+        if reason is not None:
+            job.failure = (reason, f"chunk {request.index}: {cleaned.text[:200]!r}")
+            return
+        job.rewrites[request.index] = cleaned.text
+
+    def _generate_cached(self, requests: list[_Request]) -> list[Generation | Exception]:
+        keys = [generation_key(r.prompt, self.engine.model_id, r.sampling) for r in requests]
+        found = self.cache.get_many(keys) if self.cache is not None else {}
+        results: list[Generation | Exception | None] = [None] * len(requests)
+        misses = []
+        for i, key in enumerate(keys):
+            if key in found:
+                results[i] = Generation(**found[key])
+                requests[i].job.cached += 1
+            else:
+                misses.append(i)
+        fresh = self._generate([requests[i] for i in misses])
+        for i, generation in zip(misses, fresh, strict=True):
+            results[i] = generation
+        if self.cache is not None:
+            self.cache.put_many(
+                [
+                    (keys[i], asdict(g))
+                    for i, g in zip(misses, fresh, strict=True)
+                    if isinstance(g, Generation)
+                ]
+            )
+        return results  # type: ignore[return-value]
+
+    def _generate(self, requests: list[_Request]) -> list[Generation | Exception]:
+        """One engine call per distinct sampling; a failing batch is retried row by row so
+        one bad prompt costs its own row only."""
+        out: list[Generation | Exception | None] = [None] * len(requests)
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(json.dumps(r.sampling, sort_keys=True), []).append(i)
+        for indices in groups.values():
+            sampling = requests[indices[0]].sampling
+            prompts = [requests[i].prompt for i in indices]
+            try:
+                for i, g in zip(indices, self.engine.generate(prompts, sampling), strict=True):
+                    out[i] = g
+            except Exception:
+                for i in indices:
+                    try:
+                        out[i] = self.engine.generate([requests[i].prompt], sampling)[0]
+                    except Exception as e:
+                        out[i] = e
+        return out  # type: ignore[return-value]
+
+    # --- output rows -----------------------------------------------------------------------
+
+    def _row(self, job: _Job) -> dict:
+        doc, chunks = job.doc, job.chunks
+        style = job.template.style
+        source_text = doc[S.TEXT][chunks[0].start : chunks[-1].end] if chunks else ""
+        text = "" if job.failure else join_rewrites([t or "" for t in job.rewrites])
+        row = {
+            S.REWRITE_ID: f"{doc[S.DOC_ID]}#{style}",
+            S.DOC_ID: doc[S.DOC_ID],
+            S.SOURCE: doc[S.SOURCE],
+            S.WEIGHT: doc[S.WEIGHT],
+            S.STYLE: style,
+            S.PROMPT_ID: job.template.key,
+            S.PROMPT_HASH: job.template.content_hash,
+            S.MODEL: self.engine.model_id,
+            S.SAMPLING: self.sampling_json,
+            S.MODE: self.cfg.mode,
+            S.N_CHUNKS: len(chunks),
+            S.TEXT: text,
+            S.SOURCE_TEXT: source_text,
+            S.CHUNK_SOURCES: [c.text for c in chunks],
+            S.CHUNK_REWRITES: [t or "" for t in job.rewrites],
+            S.FINISH_REASONS: job.finish,
+            S.INPUT_TOKENS: job.input_tokens,
+            S.OUTPUT_TOKENS: job.output_tokens,
+            S.CACHED_CHUNKS: job.cached,
+            S.REMOVED: sorted(job.removed),
+            S.N_BYTES: len(text.encode("utf-8")),
+            S.DROP_REASON: None,
+            S.DROP_DETAIL: None,
+            S.SNIPPET: None,
+        }
+        if job.failure is None and not chunks:
+            job.failure = ("empty_text", "no chunk to rewrite")
+        if job.failure is not None:
+            row[S.DROP_REASON], row[S.DROP_DETAIL] = job.failure
+            row[S.SNIPPET] = source_text[:200]
+        return row

@@ -1,0 +1,210 @@
+"""The rewrite stage on Ray Data: vLLM in actors, one row per (document, style).
+
+1. select   an exact, deterministic sample of `rewrite.max_docs_per_source` documents per
+            source (smallest hash of the doc id); the others are counted as not_selected
+2. rewrite  `RewriteActor` (one vLLM engine per actor, set up once in __init__) rewrites
+            batches of `rewrite.batch_docs` documents through `Rewriter`
+3. write    kept rewrites to rewrite/data, failures (truncated, refusal, engine_error, ...)
+            and not_selected documents to quarantine/rewrite, through the accounting sink
+
+Resources come from the model preset: `model.num_actors`, `num_cpus_per_actor`,
+`num_gpus_per_actor`, and `model.env` for the engine's process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray
+
+from pipeline import schema as S
+from pipeline.config import Config
+from pipeline.io.sink import AccountingSink
+from pipeline.ray_ops import parquet_parts, read_parts, sum_column
+from pipeline.stage import RunContext, Stage
+from pipeline.stats import StageStats
+
+RANK = "rank"
+SELECTED = "selected"
+NOT_SELECTED = "not_selected"
+OUTPUT_SCHEMA = S.with_drop_columns(S.REWRITES_SCHEMA)
+
+
+def doc_rank(doc_id: str, seed: int) -> int:
+    """A stable pseudo-random rank: the documents rewritten are those with the smallest."""
+    digest = hashlib.blake2b(f"{seed}\0{doc_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1  # fits int64
+
+
+class RewriteActor:
+    """One engine per actor: model load and warm-up happen once, in __init__."""
+
+    def __init__(self, config: Config, model_cache: str, cache_dir: str):
+        from pipeline.rewrite.cache import GenerationCache
+        from pipeline.rewrite.engine import VLLMEngine
+        from pipeline.rewrite.rewriter import Rewriter
+
+        engine = VLLMEngine(config.model, Path(model_cache))
+        self.rewriter = Rewriter(
+            engine,
+            config.rewrite,
+            GenerationCache(cache_dir),
+            system_role=config.model.chat_template_has_system,
+        )
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        chosen = batch.filter(batch[SELECTED])
+        rows = self.rewriter.rewrite(
+            chosen.select([S.DOC_ID, S.SOURCE, S.WEIGHT, S.TEXT]).to_pylist()
+        )
+        skipped = batch.filter(pc.invert(batch[SELECTED]))
+        rows += [
+            _not_selected_row(r) for r in skipped.select([S.DOC_ID, S.SOURCE, S.WEIGHT]).to_pylist()
+        ]
+        return pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA)
+
+
+def _not_selected_row(doc: dict) -> dict:
+    return {
+        S.REWRITE_ID: doc[S.DOC_ID],
+        S.DOC_ID: doc[S.DOC_ID],
+        S.SOURCE: doc[S.SOURCE],
+        S.WEIGHT: doc[S.WEIGHT],
+        S.DROP_REASON: NOT_SELECTED,
+        S.DROP_DETAIL: "outside rewrite.max_docs_per_source (kept raw for tokenization)",
+    }
+
+
+class RewriteStage(Stage):
+    name = "rewrite"
+    output_schema = S.REWRITES_SCHEMA
+
+    def settings(self):
+        return {"rewrite": self.config.rewrite, "model": self.config.model}
+
+    def run(self, ctx: RunContext) -> StageStats:
+        from pipeline.models.build import resolve_model_path
+
+        cfg, model = self.config.rewrite, self.config.model
+        model_cache = Path(cfg.model_cache).resolve()
+        # Build the local model here, once, before actors start (visible progress, one build).
+        resolve_model_path(model.path, model_cache, model.num_experts, model.top_k)
+        docs = _read_docs(ctx.input_dir)
+        counts, cutoff = _select(docs, cfg.max_docs_per_source, cfg.seed)
+        selected = {
+            s: n if cutoff[s] is None else min(n, cfg.max_docs_per_source)
+            for s, n in counts.items()
+        }
+        sink = AccountingSink(
+            ctx.data_dir(self.name),
+            ctx.quarantine_dir(self.name),
+            S.REWRITES_SCHEMA,
+            count_by=S.STYLE,
+            size_column=S.N_BYTES,
+        )
+        (
+            docs.map_batches(
+                _mark_selected,
+                batch_format="pyarrow",
+                fn_kwargs={"cutoff": cutoff, "seed": cfg.seed},
+            )
+            .map_batches(
+                RewriteActor,
+                fn_constructor_kwargs={
+                    "config": self.config,
+                    "model_cache": str(model_cache),
+                    "cache_dir": str(Path(cfg.cache_dir).resolve()),
+                },
+                batch_size=cfg.batch_docs,
+                batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=model.num_actors),
+                num_cpus=model.num_cpus_per_actor,
+                num_gpus=model.num_gpus_per_actor,
+                runtime_env={"env_vars": {k: str(v) for k, v in model.env.items()}},
+            )
+            .write_datasink(sink)
+        )
+        n_selected = sum(selected.values())
+        rows_in = n_selected * min(cfg.styles_per_doc, len(set(cfg.styles))) + (
+            sum(counts.values()) - n_selected
+        )
+        data, dropped = ctx.data_dir(self.name), ctx.quarantine_dir(self.name)
+        tokens = {
+            column: sum_column(data, column) + sum_column(dropped, column)
+            for column in (S.INPUT_TOKENS, S.OUTPUT_TOKENS, S.CACHED_CHUNKS, S.N_CHUNKS)
+        }
+        return StageStats(
+            stage=self.name,
+            rows_in=rows_in,
+            rows_out=sink.result.rows_out,
+            dropped=sink.result.dropped,
+            bytes_in=0,
+            bytes_out=sink.result.bytes_out,
+            extra={
+                "documents": sum(counts.values()),
+                "documents_selected": selected,
+                "rewrites_by_style": sink.result.rows_out_by,
+                "model": model.name,
+                "mode": cfg.mode,
+                "input_tokens": tokens[S.INPUT_TOKENS],
+                "output_tokens": tokens[S.OUTPUT_TOKENS],
+                "chunks": tokens[S.N_CHUNKS],
+                "cache_hit_rate": round(tokens[S.CACHED_CHUNKS] / max(tokens[S.N_CHUNKS], 1), 4),
+            },
+        )
+
+
+def _read_docs(directory: Path) -> ray.data.Dataset:
+    if not parquet_parts(directory):
+        return ray.data.from_arrow(S.DOCS_SCHEMA.empty_table())
+    return read_parts(directory, None)
+
+
+def _select(docs: ray.data.Dataset, cap: int | None, seed: int):
+    """Per source: the document count and the cap-th smallest rank (None: take all).
+
+    Each block keeps only its `cap` smallest ranks per source, so the driver sees at most
+    cap x sources x blocks small rows, never the corpus."""
+    tops = docs.map_batches(
+        _block_tops, batch_format="pyarrow", fn_kwargs={"cap": cap, "seed": seed}
+    )
+    counts: dict[str, int] = {}
+    ranks: dict[str, list[int]] = {}
+    for batch in tops.iter_batches(batch_format="pyarrow"):
+        for row in batch.to_pylist():
+            counts[row[S.SOURCE]] = counts.get(row[S.SOURCE], 0) + row["count"]
+            ranks.setdefault(row[S.SOURCE], []).extend(row["ranks"])
+    cutoff: dict[str, int | None] = {}
+    for source, n in counts.items():
+        cutoff[source] = None if cap is None or n <= cap else sorted(ranks[source])[cap - 1]
+    return counts, cutoff
+
+
+def _block_tops(batch: pa.Table, cap: int | None, seed: int) -> pa.Table:
+    out: dict[str, list] = {S.SOURCE: [], "count": [], "ranks": []}
+    for source in pc.unique(batch[S.SOURCE]).to_pylist():
+        ids = batch.filter(pc.equal(batch[S.SOURCE], source))[S.DOC_ID].to_pylist()
+        ranks = sorted(doc_rank(d, seed) for d in ids)
+        out[S.SOURCE].append(source)
+        out["count"].append(len(ids))
+        out["ranks"].append([] if cap is None else ranks[:cap])
+    return pa.table(
+        out,
+        schema=pa.schema(
+            [(S.SOURCE, pa.string()), ("count", pa.int64()), ("ranks", pa.list_(pa.int64()))]
+        ),
+    )
+
+
+def _mark_selected(batch: pa.Table, cutoff: dict[str, int | None], seed: int) -> pa.Table:
+    chosen = [
+        cutoff.get(source) is None or doc_rank(doc_id, seed) <= cutoff[source]
+        for doc_id, source in zip(
+            batch[S.DOC_ID].to_pylist(), batch[S.SOURCE].to_pylist(), strict=True
+        )
+    ]
+    columns = [S.DOC_ID, S.SOURCE, S.WEIGHT, S.TEXT]
+    return batch.select(columns).append_column(SELECTED, pa.array(chosen, pa.bool_()))
