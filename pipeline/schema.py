@@ -104,7 +104,8 @@ CHUNK_REWRITES = "chunk_rewrites"  # ... and its cleaned rewrite (lineage per ch
 FINISH_REASONS = "finish_reasons"  # per chunk
 INPUT_TOKENS = "input_tokens"  # prompt tokens summed over the chunks (retries included)
 OUTPUT_TOKENS = "output_tokens"  # generated tokens summed over the chunks
-CACHED_CHUNKS = "cached_chunks"  # chunks served by the generation cache
+REQUESTS = "requests"  # generation requests made (a chunk, plus its retry if truncated)
+CACHED = "cached"  # requests served by the generation cache
 REMOVED = "removed"  # what post-processing stripped (preamble, fence, think, chatter)
 
 REWRITES_SCHEMA = pa.schema(
@@ -127,7 +128,8 @@ REWRITES_SCHEMA = pa.schema(
         pa.field(FINISH_REASONS, pa.list_(pa.string())),
         pa.field(INPUT_TOKENS, pa.int64(), nullable=False),
         pa.field(OUTPUT_TOKENS, pa.int64(), nullable=False),
-        pa.field(CACHED_CHUNKS, pa.int32(), nullable=False),
+        pa.field(REQUESTS, pa.int32(), nullable=False),
+        pa.field(CACHED, pa.int32(), nullable=False),
         pa.field(REMOVED, pa.list_(pa.string())),
         pa.field(N_BYTES, pa.int64(), nullable=False),
     ]

@@ -100,9 +100,21 @@ def mixed_corpus(tmp_path: Path) -> dict:
     return {"root": root, "sources": sources}
 
 
-def make_config(sources: dict, run_name: str = "test", **corpus) -> Config:
+def make_config(
+    sources: dict, run_name: str = "test", stages: tuple[str, ...] = ("ingest",), **corpus
+) -> Config:
     return Config(
-        run=RunConfig(name=run_name, progress=False),
+        run=RunConfig(name=run_name, progress=False, stages=list(stages)),
         corpus=CorpusConfig(name="test", sources=sources, **corpus),
         cluster=ClusterConfig(num_cpus=2, include_dashboard=False),
     )
+
+
+def local_model_config():
+    """The local CPU model preset as Hydra composes it (conf/model/local_moe.yaml)."""
+    from hydra import compose, initialize_config_dir
+
+    from pipeline.config import to_config
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        return to_config(compose("config", overrides=["model=local_moe"])).model

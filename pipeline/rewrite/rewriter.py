@@ -49,6 +49,7 @@ class _Job:
     removed: set[str] = field(default_factory=set)
     input_tokens: int = 0
     output_tokens: int = 0
+    requests: int = 0
     cached: int = 0
     failure: tuple[str, str] | None = None  # (reason, detail)
 
@@ -192,6 +193,7 @@ class Rewriter:
         results: list[Generation | Exception | None] = [None] * len(requests)
         misses = []
         for i, key in enumerate(keys):
+            requests[i].job.requests += 1
             if key in found:
                 results[i] = Generation(**found[key])
                 requests[i].job.cached += 1
@@ -257,7 +259,8 @@ class Rewriter:
             S.FINISH_REASONS: job.finish,
             S.INPUT_TOKENS: job.input_tokens,
             S.OUTPUT_TOKENS: job.output_tokens,
-            S.CACHED_CHUNKS: job.cached,
+            S.REQUESTS: job.requests,
+            S.CACHED: job.cached,
             S.REMOVED: sorted(job.removed),
             S.N_BYTES: len(text.encode("utf-8")),
             S.DROP_REASON: None,

@@ -134,7 +134,7 @@ class RewriteStage(Stage):
         data, dropped = ctx.data_dir(self.name), ctx.quarantine_dir(self.name)
         tokens = {
             column: sum_column(data, column) + sum_column(dropped, column)
-            for column in (S.INPUT_TOKENS, S.OUTPUT_TOKENS, S.CACHED_CHUNKS, S.N_CHUNKS)
+            for column in (S.INPUT_TOKENS, S.OUTPUT_TOKENS, S.REQUESTS, S.CACHED, S.N_CHUNKS)
         }
         return StageStats(
             stage=self.name,
@@ -152,7 +152,8 @@ class RewriteStage(Stage):
                 "input_tokens": tokens[S.INPUT_TOKENS],
                 "output_tokens": tokens[S.OUTPUT_TOKENS],
                 "chunks": tokens[S.N_CHUNKS],
-                "cache_hit_rate": round(tokens[S.CACHED_CHUNKS] / max(tokens[S.N_CHUNKS], 1), 4),
+                "generation_requests": tokens[S.REQUESTS],
+                "cache_hit_rate": round(tokens[S.CACHED] / max(tokens[S.REQUESTS], 1), 4),
             },
         )
 

@@ -90,7 +90,7 @@ def test_a_rerun_is_served_by_the_cache(tmp_path):
     first = Rewriter(FakeEngine(), config(), cache).rewrite([doc(0)])
     engine = FakeEngine()
     again = Rewriter(engine, config(), GenerationCache(tmp_path)).rewrite([doc(0)])
-    assert engine.calls == [] and again[0][S.CACHED_CHUNKS] == 3
+    assert engine.calls == [] and again[0][S.CACHED] == again[0][S.REQUESTS] == 3
     assert again[0][S.TEXT] == first[0][S.TEXT]
 
 
