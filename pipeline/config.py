@@ -233,7 +233,7 @@ class RunConfig:
     # The run directory is <output_root>/<name>; rerunning the same name resumes it.
     name: str = "${now:%Y%m%d-%H%M%S}"
     output_root: str = "outputs"
-    stages: list[str] = field(default_factory=lambda: ["ingest", "dedup"])
+    stages: list[str] = field(default_factory=lambda: ["ingest", "dedup", "rewrite"])
     resume: bool = True
     progress: bool = True
 

@@ -120,6 +120,7 @@ def test_multirun_gives_each_job_its_own_run_directory(tmp_path):
         "corpus.batch_rows=4,64",
         f"run.output_root={tmp_path / 'out'}",
         "run.name=sweep",
+        "run.stages=[ingest]",
         "cluster.include_dashboard=false",
         "cluster.num_cpus=2",
         "run.progress=false",
