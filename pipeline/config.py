@@ -20,6 +20,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from pipeline.rewrite.prompts import PROMPTS
+
 READER_FORMATS = ("auto", "jsonl", "parquet", "text")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -172,18 +174,8 @@ class SamplingConfig:
 
 @dataclass
 class RewriteConfig:
-    styles: list[str] = field(
-        default_factory=lambda: [
-            "wikipedia",
-            "lecture_notes",
-            "qa",
-            "summary",
-            "knowledge_list",
-            "student",
-            "expert",
-            "skeptic",
-        ]
-    )
+    # Every style of the prompt registry (pipeline/rewrite/prompts.py), in its order.
+    styles: list[str] = field(default_factory=lambda: list(PROMPTS))
     # Rewrites per source document, each in a different style (chosen per document, so a
     # document's chunks share a style and reassemble into one coherent rewrite).
     styles_per_doc: int = 1
@@ -357,8 +349,6 @@ def _dedup_problems(d: DedupConfig) -> list[str]:
 
 
 def _rewrite_problems(r: RewriteConfig) -> list[str]:
-    from pipeline.rewrite.prompts import PROMPTS
-
     problems = [f"rewrite.styles: unknown style {s!r}; known: {sorted(PROMPTS)}"
                 for s in r.styles if s not in PROMPTS]  # fmt: skip
     if r.mode not in ("autoregressive", "independent"):
