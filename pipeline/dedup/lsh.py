@@ -112,19 +112,26 @@ def candidate_pairs(keys: np.ndarray, max_bucket_pairs: int) -> np.ndarray:
     """(k, 2) int64 unique document pairs (i < j, sorted) sharing at least one band key."""
     n_docs, bands = keys.shape
     # Salting each key with its band makes a (band, key) bucket a single uint64 (keys from
-    # band_keys already differ across bands; this keeps arbitrary key matrices exact too),
-    # so one argsort replaces a two-column lexsort: measured 3x faster on 170k rows. A stable
-    # sort over band-major input keeps docs ascending inside each bucket.
+    # band_keys already differ across bands; this keeps arbitrary key matrices exact too), so
+    # one unstable argsort finds the buckets: 3.5 ms on 290k keys vs 12 ms stable, 16 ms lexsort.
     salts = _fmix64(np.arange(1, bands + 1, dtype=np.uint64) * _MUL64)
     key = (keys ^ salts).T.ravel()
     doc = np.tile(np.arange(n_docs, dtype=np.int64), bands)
-    order = np.argsort(key, kind="stable")
-    key, doc = key[order], doc[order]
-    new_run = np.ones(len(doc), dtype=bool)
+    order = np.argsort(key)
+    key = key[order]
+    new_run = np.ones(len(key), dtype=bool)
     new_run[1:] = key[1:] != key[:-1]
     starts = np.flatnonzero(new_run)
-    sizes = np.diff(np.append(starts, len(doc)))
-    pairs = _run_pairs(doc, starts, sizes, max_bucket_pairs)
+    sizes = np.diff(np.append(starts, len(key)))
+    shared = sizes >= 2  # almost every bucket holds one document: drop those before pairing
+    starts, sizes = starts[shared], sizes[shared]
+    if len(sizes) == 0:
+        return np.empty((0, 2), dtype=np.int64)
+    packed = np.cumsum(sizes) - sizes
+    members = doc[order[np.arange(sizes.sum()) + np.repeat(starts - packed, sizes)]]
+    # Docs ascending inside each bucket: the star's centre is its smallest document.
+    members = members[np.lexsort((members, np.repeat(np.arange(len(sizes)), sizes)))]
+    pairs = _run_pairs(members, packed, sizes, max_bucket_pairs)
     # A pair shares several bands when the docs are similar: keep it once.
     codes = np.unique(pairs[:, 0] * n_docs + pairs[:, 1])
     return np.stack([codes // max(n_docs, 1), codes % max(n_docs, 1)], axis=1)
