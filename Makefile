@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SAMPLE := data/sample/manifest.json
 export RAY_AUTH_MODE ?= disabled
 
-.PHONY: demo test test-fast lint format setup data clean
+.PHONY: demo test test-fast bench lint format setup data clean
 
 demo: $(STAMP) $(SAMPLE)
 	$(PY) jobs/run.py run.name=demo
@@ -18,6 +18,10 @@ test: $(STAMP) $(SAMPLE)
 
 test-fast: $(STAMP) $(SAMPLE)
 	$(PY) -m pytest -m "not slow"
+
+bench: $(STAMP) $(SAMPLE)
+	$(PY) bench/dedup.py
+	$(PY) bench/rewrite.py
 
 setup: $(STAMP)
 
