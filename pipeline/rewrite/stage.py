@@ -141,7 +141,7 @@ class RewriteStage(Stage):
             rows_in=rows_in,
             rows_out=sink.result.rows_out,
             dropped=sink.result.dropped,
-            bytes_in=0,
+            bytes_in=sum_column(ctx.input_dir, S.N_BYTES),
             bytes_out=sink.result.bytes_out,
             extra={
                 "documents": sum(counts.values()),
