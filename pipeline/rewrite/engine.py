@@ -53,7 +53,9 @@ def request_seed(base_seed: int, prompt: str) -> int:
 class VLLMEngine:
     def __init__(self, model: ModelConfig, model_cache: Path):
         for key, value in model.env.items():
-            os.environ.setdefault(key, str(value))  # vLLM reads these at import time
+            # The model config wins over what the worker inherited (Ray's OMP_NUM_THREADS):
+            # vLLM and its OpenMP runtime read these when they are first imported.
+            os.environ[key] = str(value)
         from vllm import LLM
 
         from pipeline.models.build import resolve_model_path
