@@ -193,7 +193,9 @@ class RewriteConfig:
     # An output that hit max_tokens: "retry" once with twice the budget, then drop; "drop";
     # or "keep" the truncated text.
     on_truncated: str = "retry"
-    batch_docs: int = 16  # documents interleaved in one actor batch: keeps the engine full
+    # Documents interleaved in one actor batch: more keeps the engine's batch full (with 16,
+    # 24 documents went as 16 + 8 and generation ran at 0.66x a single bare call).
+    batch_docs: int = 64
     seed: int = 0
     cache_dir: str = ".cache/generations"
     model_cache: str = ".cache/models"
