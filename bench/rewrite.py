@@ -1,7 +1,7 @@
 """Rewrite benchmark: the stage's generated tokens/s against bare `vllm.LLM.generate`, one run.
 
     python bench/rewrite.py                    # full run (~5 min on 2 cores)
-    python bench/rewrite.py --docs 4 --max-tokens 32 --no-autoregressive --no-omp-run  # smoke
+    python bench/rewrite.py --docs 4 --max-tokens 32 --no-autoregressive  # smoke run
     python bench/rewrite.py --json out.json    # also write every number as JSON
 
 Workload: the first `--docs` (24) articles of data/sample/news/lee_background.parquet written
@@ -22,16 +22,17 @@ Steps, one after another (nothing else of ours runs meanwhile):
    request])`; then (prefix cache reset) the same prompts in the stage's engine calls, one per
    `rewrite.batch_docs` documents.
 2. stage: `run_pipeline` with stages [ingest, rewrite] on a local 2-CPU Ray, each run with a
-   fresh run dir: independent mode with a fresh generation cache; the same with
-   OMP_NUM_THREADS added to `model.env` (unless the preset sets it; the candidate fix);
-   autoregressive mode; independent again on the first run's cache (all cache hits).
+   fresh run dir: independent mode with a fresh generation cache; autoregressive mode;
+   independent again on the first run's cache (all cache hits).
 
 What each number means:
 - import vllm / engine start: seconds for `import vllm` and for `VLLMEngine(...)` (model load,
   KV-cache allocation, warm-up) in the bare subprocess; the stage's actor pays both again.
 - bare tokens/s: generated tokens (sum of `len(output.token_ids)`) / seconds of the one
-  `llm.generate` call. cpu/wall: process CPU seconds / wall seconds of that call (2.0 = both
-  cores busy). "bare, stage's batching": the same, summed over the stage's engine calls.
+  `llm.generate` call. cores busy: process CPU seconds / wall seconds of that call (2.0 = both
+  cores); rest: the same for everything else on the machine (above ~0.1, someone else was
+  running and the numbers are not trustworthy). "bare, stage's batching": the same prompts,
+  summed over the stage's engine calls.
 - stage raw tokens/s: the stage's `extra["output_tokens"]` / the rewrite stage's seconds (the
   runner's clock: input reading and selection, Ray actor start, vllm import, engine start,
   generation, writing, counting).
@@ -146,6 +147,14 @@ def ingested_docs(config) -> list[dict]:
 # --- bare side: runs in its own process -------------------------------------------------------
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy since boot (all cores)."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+
 class RecordingEngine:
     """The real engine's tokenizer and chat template; `generate` records prompts only."""
 
@@ -201,15 +210,17 @@ def bare_main(args: argparse.Namespace) -> None:
 
     def generate(batch: list[str]) -> tuple[list[int], float, float, int, int]:
         params = [SamplingParams(**{**sampling, "seed": request_seed(base_seed, p)}) for p in batch]
-        started, cpu0 = time.perf_counter(), time.process_time()
+        started, cpu0, busy0 = time.perf_counter(), time.process_time(), machine_busy()
         outputs = engine.llm.generate(batch, params, use_tqdm=False)
         seconds = time.perf_counter() - started
         cpu_s = time.process_time() - cpu0
+        others.append((machine_busy() - busy0 - cpu_s) / seconds)
         tokens = [len(o.outputs[0].token_ids) for o in outputs]
         truncated = sum(o.outputs[0].finish_reason == "length" for o in outputs)
         prompt_tokens = sum(len(o.prompt_token_ids or []) for o in outputs)
         return tokens, seconds, cpu_s, truncated, prompt_tokens
 
+    others: list[float] = []  # cores busy outside this process during each call
     out_tokens, gen_s, cpu_s, truncated, prompt_tokens = generate(prompts)
 
     # The same prompts grouped as the stage's actor receives them: one engine call per
@@ -234,6 +245,8 @@ def bare_main(args: argparse.Namespace) -> None:
         "truncated": truncated,
         "generate_s": gen_s,
         "cpu_per_wall": cpu_s / gen_s,
+        "others_cores": others[0],
+        "split_others_cores": max(others[1:], default=None),
         "tokens_per_s": sum(out_tokens) / gen_s,
         "split_calls": [len(c) for c in recorder.calls],
         "split_output_tokens": split_tokens,
@@ -357,8 +370,7 @@ class ActorSampler:
                     if self.actor_omp is None:
                         self.actor_omp = self._actor.environ().get("OMP_NUM_THREADS", "unset")
                     times, mine = self._actor.cpu_times(), self.me.cpu_times()
-                    machine = psutil.cpu_times()
-                    busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+                    busy = machine_busy()
                     self.cpu.append(
                         (
                             time.perf_counter(),
@@ -441,17 +453,8 @@ def cached_key_hits(cache_dir: Path, keys: list[str]) -> int:
 # --- report -----------------------------------------------------------------------------------
 
 
-def bound_cpus(bind: str) -> int:
-    """Cores in a VLLM_CPU_OMP_THREADS_BIND list such as "0-1" or "0-3,8"."""
-    count = 0
-    for part in bind.split(","):
-        lo, _, hi = part.partition("-")
-        count += int(hi or lo) - int(lo) + 1
-    return count
-
-
 def table(res: dict) -> str:
-    bare, ind, fix = res["bare"], res["independent"], res.get("independent_omp")
+    bare, ind = res["bare"], res["independent"]
     ar, rerun = res.get("autoregressive"), res["rerun"]
 
     def f(x, spec=".1f"):
@@ -491,13 +494,14 @@ def table(res: dict) -> str:
         (
             "bare generate",
             f"{bare['output_tokens']} tokens in {bare['generate_s']:.1f} s, one call; "
-            f"{bare['truncated']}/{bare['requests']} hit max_tokens; cpu/wall "
-            f"{bare['cpu_per_wall']:.2f}",
+            f"{bare['truncated']}/{bare['requests']} hit max_tokens; cores busy "
+            f"{bare['cpu_per_wall']:.2f}, rest {bare['others_cores']:.2f}",
         ),
         ("bare tokens/s", f(bare["tokens_per_s"])),
         (
             "bare, stage's batching",
-            f"{ratio(bare['split_tokens_per_s'])}: calls of {bare['split_calls']} prompts",
+            f"{ratio(bare['split_tokens_per_s'])}: calls of {bare['split_calls']} prompts; "
+            f"rest {f(bare['split_others_cores'], '.2f')}",
         ),
         ("stage (independent)", stage_line(ind)),
         ("stage tokens/s raw", ratio(ind["raw_tokens_per_s"])),
@@ -508,15 +512,6 @@ def table(res: dict) -> str:
         ),
         ("same prompts", f"{res['prompts_matched']}/{bare['requests']} bare keys in stage cache"),
     ]
-    if fix:
-        env = " ".join(f"{k}={v}" for k, v in fix["extra_env"].items())
-        rows += [
-            (f"stage + {env}", stage_line(fix)),
-            (
-                "  tokens/s raw / gen",
-                f"{ratio(fix['raw_tokens_per_s'])} / {ratio(fix['gen_tokens_per_s'])}",
-            ),
-        ]
     if ar:
         rows += [
             ("autoregressive", stage_line(ar)),
@@ -547,9 +542,6 @@ def main() -> None:
     parser.add_argument("--max-chunks", type=int, default=2)
     parser.add_argument("--max-chunk-tokens", type=int, default=256)
     parser.add_argument("--no-autoregressive", action="store_true")
-    parser.add_argument(
-        "--no-omp-run", action="store_true", help="skip the stage run with OMP_NUM_THREADS set"
-    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, help="work directory to keep (default: a temp dir)")
     # Internal: the bare side, in its own process.
@@ -600,20 +592,6 @@ def main() -> None:
                 args, jsonl, "independent", work / "cache-ind", work / "run-ind", capture
             )
             res["prompts_matched"] = cached_key_hits(work / "cache-ind", keys)
-            threads = model.env.get("OMP_NUM_THREADS")
-            bind = model.env.get("VLLM_CPU_OMP_THREADS_BIND")
-            if not args.no_omp_run and threads is None and bind:
-                # Ray sets OMP_NUM_THREADS to the actor's num_cpus when the env lacks it.
-                print("stage, independent, OMP_NUM_THREADS from the bind list ...", flush=True)
-                res["independent_omp"] = run_stage(
-                    args,
-                    jsonl,
-                    "independent",
-                    work / "cache-omp",
-                    work / "run-omp",
-                    capture,
-                    env={"OMP_NUM_THREADS": str(bound_cpus(str(bind)))},
-                )
             if not args.no_autoregressive:
                 print("stage, autoregressive ...", flush=True)
                 res["autoregressive"] = run_stage(
