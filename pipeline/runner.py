@@ -66,7 +66,11 @@ def run_pipeline(config: Config, run_dir: Path) -> RunSummary:
     with ray_session(config.cluster, progress=config.run.progress):
         for i, name in enumerate(config.run.stages):
             stage = STAGES[name](config)
-            stage_ctx = replace(ctx, input_stage=config.run.stages[i - 1] if i else None)
+            stage_ctx = replace(
+                ctx,
+                input_stage=config.run.stages[i - 1] if i else None,
+                upstream=tuple((n, STAGES[n].produces) for n in config.run.stages[:i]),
+            )
             fp = fingerprint(stage.settings(), fp)
             done = _completed_stats(stage_ctx, name, fp) if config.run.resume else None
             step = f"[{i + 1}/{total}] {name}"

@@ -22,6 +22,12 @@ from typing import Any, ClassVar
 from pipeline.config import Config
 from pipeline.stats import StageStats
 
+# What a stage's data directory holds, so a later stage can find its inputs by kind (the
+# tokenizer wants the filtered documents *and* the filtered rewrites, wherever they come from).
+DOCS = "docs"  # one row per source document (DOCS_SCHEMA and added columns)
+REWRITES = "rewrites"  # one row per rewrite (REWRITES_SCHEMA and added columns)
+SHARDS = "shards"  # token shards and their manifest
+
 
 @dataclass(frozen=True)
 class RunContext:
@@ -29,12 +35,26 @@ class RunContext:
     config: Config
     # The stage before the current one in run.stages (whose data is this stage's input).
     input_stage: str | None = None
+    # (name, kind produced) of every stage before the current one in run.stages, in order.
+    upstream: tuple[tuple[str, str], ...] = ()
 
     @property
     def input_dir(self) -> Path:
         if self.input_stage is None:
             raise ValueError("this stage needs an upstream stage; put one before it in run.stages")
         return self.data_dir(self.input_stage)
+
+    def latest(self, kind: str) -> str | None:
+        """The last stage before this one that produces `kind` (None if there is none)."""
+        names = [name for name, produced in self.upstream if produced == kind]
+        return names[-1] if names else None
+
+    def output_of(self, kind: str) -> Path:
+        """The data directory of the last upstream stage producing `kind`."""
+        name = self.latest(kind)
+        if name is None:
+            raise ValueError(f"no stage before this one in run.stages produces {kind}")
+        return self.data_dir(name)
 
     def stage_dir(self, stage: str) -> Path:
         return self.run_dir / stage
@@ -48,6 +68,8 @@ class RunContext:
 
 class Stage(ABC):
     name: ClassVar[str]
+    # DOCS, REWRITES or SHARDS: what its data directory holds.
+    produces: ClassVar[str]
     # The Arrow schema of the rows this stage keeps (its data directory's schema).
     output_schema: ClassVar[Any]
 

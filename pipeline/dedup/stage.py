@@ -39,7 +39,7 @@ from pipeline.ray_ops import (
     sum_column,
     write_parts,
 )
-from pipeline.stage import RunContext, Stage
+from pipeline.stage import DOCS, RunContext, Stage
 from pipeline.stats import StageStats, StepTimer
 
 DIGEST = "digest"
@@ -48,6 +48,7 @@ DIGEST = "digest"
 class DedupStage(Stage):
     name = "dedup"
     output_schema = S.DEDUP_SCHEMA
+    produces = DOCS
 
     def settings(self):
         return self.config.dedup

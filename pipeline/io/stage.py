@@ -20,7 +20,7 @@ from pipeline.config import CorpusConfig
 from pipeline.io.atomic import atomic_write_json
 from pipeline.io.ingest import FileIngest, FileTask, plan_files
 from pipeline.io.sink import AccountingSink
-from pipeline.stage import RunContext, Stage
+from pipeline.stage import DOCS, RunContext, Stage
 from pipeline.stats import StageStats, merge_counts
 
 
@@ -35,6 +35,7 @@ def _ingest_files(batch: pa.Table, corpus: CorpusConfig, files_dir: str):
 class IngestStage(Stage):
     name = "ingest"
     output_schema = S.DOCS_SCHEMA
+    produces = DOCS
 
     def settings(self):
         return self.config.corpus

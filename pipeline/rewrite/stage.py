@@ -24,7 +24,7 @@ from pipeline import schema as S
 from pipeline.config import Config
 from pipeline.io.sink import AccountingSink
 from pipeline.ray_ops import parquet_parts, read_parts, sum_column
-from pipeline.stage import RunContext, Stage
+from pipeline.stage import DOCS, REWRITES, RunContext, Stage
 from pipeline.stats import StageStats
 
 RANK = "rank"
@@ -81,6 +81,7 @@ def _not_selected_row(doc: dict) -> dict:
 class RewriteStage(Stage):
     name = "rewrite"
     output_schema = S.REWRITES_SCHEMA
+    produces = REWRITES
 
     def settings(self):
         return {"rewrite": self.config.rewrite, "model": self.config.model}
@@ -92,7 +93,7 @@ class RewriteStage(Stage):
         model_cache = Path(cfg.model_cache).resolve()
         # Build the local model here, once, before actors start (visible progress, one build).
         resolve_model_path(model.path, model_cache, model.num_experts, model.top_k)
-        docs = _read_docs(ctx.input_dir)
+        docs = _read_docs(ctx.output_of(DOCS))
         counts, cutoff = _select(docs, cfg.max_docs_per_source, cfg.seed)
         selected = {
             s: n if cutoff[s] is None else min(n, cfg.max_docs_per_source)
@@ -141,7 +142,7 @@ class RewriteStage(Stage):
             rows_in=rows_in,
             rows_out=sink.result.rows_out,
             dropped=sink.result.dropped,
-            bytes_in=sum_column(ctx.input_dir, S.N_BYTES),
+            bytes_in=sum_column(ctx.output_of(DOCS), S.N_BYTES),
             bytes_out=sink.result.bytes_out,
             extra={
                 "documents": sum(counts.values()),
