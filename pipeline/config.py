@@ -196,6 +196,10 @@ class RewriteConfig:
     # Documents interleaved in one actor batch: more keeps the engine's batch full (with 16,
     # 24 documents went as 16 + 8 and generation ran at 0.66x a single bare call).
     batch_docs: int = 64
+    # An engine failure (not a rejected prompt) ends the actor; Ray starts a new one and
+    # retries its batch, the generation cache keeping what was done. After this many
+    # restarts of one actor the job fails instead of looping on a deterministic crash.
+    max_engine_restarts: int = 3
     seed: int = 0
     cache_dir: str = ".cache/generations"
     model_cache: str = ".cache/models"
@@ -367,6 +371,8 @@ def _rewrite_problems(r: RewriteConfig) -> list[str]:
     }.items():
         if value < 1:
             problems.append(f"{key}: must be >= 1, got {value}")
+    if r.max_engine_restarts < 0:
+        problems.append(f"rewrite.max_engine_restarts: must be >= 0, got {r.max_engine_restarts}")
     if r.context_tokens < 0:
         problems.append(f"rewrite.context_tokens: must be >= 0, got {r.context_tokens}")
     return problems

@@ -30,6 +30,14 @@ class Generation:
     output_tokens: int
 
 
+class PromptRejected(ValueError):
+    """The engine refused one of the prompts (too long for the context, invalid input).
+
+    The prompt's own problem: the rewriter records it on that row and goes on. Any other
+    exception from `generate` means the engine itself failed; the stage lets it end the
+    actor, which Ray restarts and whose batch it retries (see pipeline.rewrite.stage)."""
+
+
 class Engine(Protocol):
     model_id: str
     max_model_len: int
@@ -93,7 +101,10 @@ class VLLMEngine:
         params = [
             SamplingParams(**{**sampling, "seed": request_seed(base_seed, p)}) for p in prompts
         ]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        try:
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        except ValueError as e:  # vLLM's input validation: prompt too long, bad parameters
+            raise PromptRejected(str(e)) from e
         return [
             Generation(
                 text=out.outputs[0].text,

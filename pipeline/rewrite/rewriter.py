@@ -23,7 +23,7 @@ from pipeline import schema as S
 from pipeline.config import RewriteConfig
 from pipeline.rewrite.cache import GenerationCache, generation_key
 from pipeline.rewrite.chunking import Chunk, chunk_document, join_rewrites, prompt_budget
-from pipeline.rewrite.engine import Engine, Generation
+from pipeline.rewrite.engine import Engine, Generation, PromptRejected
 from pipeline.rewrite.postprocess import clean_generation
 from pipeline.rewrite.prompts import (
     PromptTemplate,
@@ -213,8 +213,8 @@ class Rewriter:
         return results  # type: ignore[return-value]
 
     def _generate(self, requests: list[_Request]) -> list[Generation | Exception]:
-        """One engine call per distinct sampling; a failing batch is retried row by row so
-        one bad prompt costs its own row only."""
+        """One engine call per distinct sampling. A batch the engine rejects is retried row
+        by row, so one bad prompt costs its own row only; an engine failure propagates."""
         out: list[Generation | Exception | None] = [None] * len(requests)
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(requests):
@@ -225,11 +225,11 @@ class Rewriter:
             try:
                 for i, g in zip(indices, self.engine.generate(prompts, sampling), strict=True):
                     out[i] = g
-            except Exception:
+            except PromptRejected:
                 for i in indices:
                     try:
                         out[i] = self.engine.generate([requests[i].prompt], sampling)[0]
-                    except Exception as e:
+                    except PromptRejected as e:
                         out[i] = e
         return out  # type: ignore[return-value]
 

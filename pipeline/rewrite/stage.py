@@ -14,6 +14,8 @@ Resources come from the model preset: `model.num_actors`, `num_cpus_per_actor`,
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -27,6 +29,9 @@ from pipeline.ray_ops import parquet_parts, read_parts, sum_column
 from pipeline.stage import DOCS, REWRITES, RunContext, Stage
 from pipeline.stats import StageStats
 
+log = logging.getLogger(__name__)
+
+ENGINE_FAILED_EXIT = 70  # EX_SOFTWARE: the actor's process ends, Ray restarts the actor
 RANK = "rank"
 SELECTED = "selected"
 NOT_SELECTED = "not_selected"
@@ -40,7 +45,13 @@ def doc_rank(doc_id: str, seed: int) -> int:
 
 
 class RewriteActor:
-    """One engine per actor: model load and warm-up happen once, in __init__."""
+    """One engine per actor: model load and warm-up happen once, in __init__.
+
+    If the engine fails (anything but a rejected prompt), the actor ends its own process:
+    Ray Data then starts a new actor (a fresh engine) and retries the batch, up to
+    `rewrite.max_engine_restarts` times. Nothing of the failed attempt is written, so the
+    batch's rows come out once; generations finished before the failure come from the cache.
+    """
 
     def __init__(self, config: Config, model_cache: str, cache_dir: str):
         from pipeline.rewrite.cache import GenerationCache
@@ -57,9 +68,14 @@ class RewriteActor:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         chosen = batch.filter(batch[SELECTED])
-        rows = self.rewriter.rewrite(
-            chosen.select([S.DOC_ID, S.SOURCE, S.WEIGHT, S.TEXT]).to_pylist()
-        )
+        try:
+            rows = self.rewriter.rewrite(
+                chosen.select([S.DOC_ID, S.SOURCE, S.WEIGHT, S.TEXT]).to_pylist()
+            )
+        except Exception:
+            log.exception("rewrite engine failed; ending this actor so Ray restarts it")
+            logging.shutdown()
+            os._exit(ENGINE_FAILED_EXIT)
         skipped = batch.filter(pc.invert(batch[SELECTED]))
         rows += [
             _not_selected_row(r) for r in skipped.select([S.DOC_ID, S.SOURCE, S.WEIGHT]).to_pylist()
@@ -125,6 +141,8 @@ class RewriteStage(Stage):
                 num_cpus=model.num_cpus_per_actor,
                 num_gpus=model.num_gpus_per_actor,
                 runtime_env={"env_vars": {k: str(v) for k, v in model.env.items()}},
+                max_restarts=cfg.max_engine_restarts,
+                max_task_retries=cfg.max_engine_restarts,
             )
             .write_datasink(sink)
         )

@@ -6,10 +6,12 @@ tests/rewrite/test_stage.py.
 
 from __future__ import annotations
 
+import pytest
+
 from pipeline import schema as S
 from pipeline.config import RewriteConfig
 from pipeline.rewrite.cache import GenerationCache
-from pipeline.rewrite.engine import Generation
+from pipeline.rewrite.engine import Generation, PromptRejected
 from pipeline.rewrite.prompts import CONTEXT_HEADER, TEXT_HEADER
 from pipeline.rewrite.rewriter import Rewriter
 
@@ -20,10 +22,13 @@ class FakeEngine:
     model_id = "fake"
     max_model_len = 400
 
-    def __init__(self, truncate_first: int = 0, fail_on: str | None = None):
+    def __init__(
+        self, truncate_first: int = 0, fail_on: str | None = None, crash_on: str | None = None
+    ):
         self.calls: list[list[str]] = []
         self.truncate_first = truncate_first
         self.fail_on = fail_on
+        self.crash_on = crash_on
 
     def render(self, messages):
         return "\n".join(f"<{m['role']}>{m['content']}" for m in messages) + "\n<assistant>"
@@ -36,7 +41,9 @@ class FakeEngine:
 
     def generate(self, prompts, sampling):
         if self.fail_on and any(self.fail_on in p for p in prompts):
-            raise RuntimeError("engine exploded")
+            raise PromptRejected("prompt exploded")
+        if self.crash_on and any(self.crash_on in p for p in prompts):
+            raise RuntimeError("engine core died")
         self.calls.append(prompts)
         out = []
         for p in prompts:
@@ -112,6 +119,14 @@ def test_an_engine_error_costs_only_its_own_row():
     rows = Rewriter(engine, config()).rewrite([doc(0), doc(1)])
     assert rows[0][S.DROP_REASON] is None
     assert rows[1][S.DROP_REASON] == "engine_error" and "exploded" in rows[1][S.DROP_DETAIL]
+
+
+def test_an_engine_failure_is_not_blamed_on_the_rows():
+    # A dead engine fails every prompt: recording that per row would lose the batch. It must
+    # reach the actor, which restarts (pipeline.rewrite.stage) and the batch is retried.
+    engine = FakeEngine(crash_on="document 1 ")
+    with pytest.raises(RuntimeError, match="engine core died"):
+        Rewriter(engine, config()).rewrite([doc(0), doc(1)])
 
 
 def test_several_styles_per_document_and_chunk_caps():
