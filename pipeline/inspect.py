@@ -6,6 +6,7 @@ run.funnel()                  # one row per stage: in, out, dropped
 run.dropped_by_reason()       # (stage, reason) -> count
 run.quarantine("ingest")      # the set-aside rows with reason, detail, path, location
 run.data("ingest")            # the stage's kept rows (a pyarrow.Table)
+run.dropped("quality", "gopher_stop_words")   # dropped rows of one reason, scores included
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.schema import CLUSTERS_SCHEMA
 from pipeline.stats import StageStats
 
 
@@ -27,6 +29,15 @@ class Run:
             raise FileNotFoundError(f"{summary}: not a finished run directory")
         self.summary = json.loads(summary.read_text())
         self.stages = [StageStats.from_dict(s) for s in self.summary["stages"]]
+
+    def has(self, stage: str) -> bool:
+        return any(s.stage == stage for s in self.stages)
+
+    def stats(self, stage: str) -> StageStats:
+        for s in self.stages:
+            if s.stage == stage:
+                return s
+        raise KeyError(f"{self.run_dir}: no stage {stage!r} in this run")
 
     def funnel(self) -> pa.Table:
         return pa.table(
@@ -48,14 +59,29 @@ class Run:
     def quarantine(self, stage: str, columns: list[str] | None = None) -> pa.Table:
         return _read_parts(self.run_dir / "quarantine" / stage, columns)
 
+    def dropped(self, stage: str, reason: str | None = None) -> pa.Table:
+        """A stage's quarantined rows (of one reason if given) with every column they carry:
+        the quality and fidelity stages keep all their scores and `*_failed` rule lists."""
+        import pyarrow.compute as pc
+
+        rows = self.quarantine(stage)
+        if reason is None or rows.num_rows == 0:
+            return rows
+        return rows.filter(pc.equal(rows["reason"], reason))
+
     def clusters(self, columns: list[str] | None = None) -> pa.Table:
-        return _read_parts(self.run_dir / "dedup" / "clusters", columns)
+        return _read_parts(self.run_dir / "dedup" / "clusters", columns, CLUSTERS_SCHEMA)
 
 
-def _read_parts(directory: Path, columns: list[str] | None) -> pa.Table:
+def _read_parts(
+    directory: Path, columns: list[str] | None, schema: pa.Schema | None = None
+) -> pa.Table:
     parts = sorted(directory.glob("*.parquet"))
     if not parts:
-        return pa.table({})
+        if schema is None:
+            return pa.table({})
+        empty = schema.empty_table()
+        return empty.select(columns) if columns else empty
     return pa.concat_tables(
         [pq.read_table(p, columns=columns) for p in parts], promote_options="default"
     )
