@@ -8,10 +8,13 @@ STAMP := $(VENV)/.installed
 SAMPLE := data/sample/manifest.json
 export RAY_AUTH_MODE ?= disabled
 
-.PHONY: demo test test-fast bench lint format setup data clean
+.PHONY: demo test test-fast bench lint format setup data clean docs
 
+# The whole default job on the sample (ingest .. tokenize), then a short continued-pretraining
+# run on its shards; both resume if run again.
 demo: $(STAMP) $(SAMPLE)
 	$(PY) jobs/run.py run.name=demo
+	$(PY) jobs/train.py run.name=demo
 
 test: $(STAMP) $(SAMPLE)
 	$(PY) -m pytest
@@ -19,9 +22,9 @@ test: $(STAMP) $(SAMPLE)
 test-fast: $(STAMP) $(SAMPLE)
 	$(PY) -m pytest -m "not slow"
 
+# Every benchmark under bench/, one after another; writes BENCHMARKS.md (~25 min).
 bench: $(STAMP) $(SAMPLE)
-	$(PY) bench/dedup.py
-	$(PY) bench/rewrite.py
+	$(PY) bench/report.py
 
 setup: $(STAMP)
 
@@ -43,6 +46,10 @@ $(STAMP): pyproject.toml
 
 $(SAMPLE): $(STAMP)
 	$(PY) jobs/prepare_sample.py --out data/sample
+
+# The README's configuration reference, from the config dataclasses and conf/ (a test checks it).
+docs: $(STAMP)
+	$(PY) -m pipeline.config_reference --write README.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

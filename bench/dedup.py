@@ -962,6 +962,11 @@ def main(argv: list[str] | None = None) -> Table:
     mode = "quick" if args.quick else "full"
     table.add("run", "total bench time", f"{data['total_seconds']:.0f} s ({mode})")
     print(table.render())
+    data["goals"] = [
+        {"name": f"{section}: {metric}", "measured": measured, "goal": goal, "met": met == "yes"}
+        for section, metric, goal, measured, met in table.rows
+        if met
+    ]
     if args.json:
         args.json.write_text(json.dumps(_plain(data), indent=1, allow_nan=False))
     return table

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.config import ConfigError, to_config
+from pipeline.runlock import RunLocked
 from pipeline.runner import run_pipeline
 
 log = logging.getLogger("pipeline")
@@ -42,6 +43,9 @@ def main(cfg: DictConfig) -> None:
     except OmegaConfBaseException as e:
         print(f"config error: {_one_line(e)}", file=sys.stderr)
         sys.exit(2)
+    except RunLocked as e:
+        print(f"refused: {e}", file=sys.stderr)
+        sys.exit(3)
     print()
     print(summary.table())
     print(f"\nrun directory: {run_dir}")

@@ -5,16 +5,29 @@
 
 A session that finds Ray already initialised (a test fixture, a notebook, `ray job submit`
 connecting the driver) uses it and leaves it running.
+
+A local head (cluster.address null) is always a new Ray of this process's own: it never joins
+another Ray found on the machine (another run's, or one from `ray start`), so two runs at once
+do not share, or stop, each other's cluster. Its servers listen on cluster.host only; with the
+default 127.0.0.1 nothing of it is reachable from the network.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pipeline.config import ClusterConfig
+from pipeline.config import ClusterConfig, ConfigError
+
+# Ray binds its gRPC servers (GCS, raylet, workers, agents) to every interface and advertises
+# the machine's network address, whatever `_node_ip_address` says: it maps 127.0.0.1 to the
+# "reachable" address. Its macOS/Windows mode keeps a single-machine Ray on loopback, and this
+# switch turns that mode on (measured with Ray 2.60: every listening socket on 127.0.0.1).
+_LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def configure_ray_data(progress: bool, shuffle_strategy: str = "sort_shuffle_pull_based") -> None:
@@ -30,8 +43,17 @@ def configure_ray_data(progress: bool, shuffle_strategy: str = "sort_shuffle_pul
     ctx.verbose_stats_logs = False
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def init_kwargs(cfg: ClusterConfig) -> dict:
-    """Arguments for ray.init: a local head bound to cfg.host, or a cluster address."""
+    """Arguments for ray.init: a new local head bound to cfg.host, or a cluster address."""
     common = {
         "namespace": cfg.namespace,
         "log_to_driver": cfg.log_to_driver,
@@ -41,15 +63,61 @@ def init_kwargs(cfg: ClusterConfig) -> dict:
     if cfg.address is not None:
         return {"address": cfg.address, **common}
     return {
+        # "local", not None: None would join a Ray that RAY_ADDRESS or `ray start` left behind.
+        "address": "local",
         "num_cpus": cfg.num_cpus,
         "include_dashboard": cfg.include_dashboard,
         "dashboard_host": cfg.host,
+        # None lets Ray take 8265 or the next free port, so a second local run can start.
         "dashboard_port": cfg.dashboard_port,
         "object_store_memory": cfg.object_store_memory,
-        # Bind the head's own ports to the configured host, not every interface.
+        # The address the head advertises; where it listens is bound_to_host's work.
         "_node_ip_address": cfg.host,
         **common,
     }
+
+
+@contextmanager
+def bound_to_host(cfg: ClusterConfig) -> Iterator[None]:
+    """While open, a local head that this process starts listens on loopback only (when
+    cfg.host is a loopback address); the switch is restored on exit.
+
+    The switch is read by the Ray processes about to start (from the environment) and by this
+    process's Ray (from a module constant it set at import).
+    """
+    if cfg.address is not None or not is_loopback(cfg.host):
+        yield
+        return
+    from ray._private import ray_constants
+
+    saved = os.environ.get(_LOOPBACK_SWITCH), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_LOOPBACK_SWITCH] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if saved[0] is None:
+            os.environ.pop(_LOOPBACK_SWITCH, None)
+        else:
+            os.environ[_LOOPBACK_SWITCH] = saved[0]
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
+
+
+def check_dashboard_port(cfg: ClusterConfig) -> None:
+    """A fixed dashboard port that is already taken: a clear config error, not Ray's traceback."""
+    if cfg.address is not None or not cfg.include_dashboard or cfg.dashboard_port is None:
+        return
+    family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((cfg.host, cfg.dashboard_port))
+        except OSError as e:
+            raise ConfigError(
+                f"cluster.dashboard_port: {cfg.host}:{cfg.dashboard_port} is taken ({e.strerror}),"
+                " perhaps by another run's dashboard; set cluster.dashboard_port=null to take"
+                " the next free port, or cluster.include_dashboard=false"
+            ) from None
 
 
 @contextmanager
@@ -63,10 +131,12 @@ def ray_session(cfg: ClusterConfig, progress: bool = True) -> Iterator[None]:
     if cfg.address is None:
         # A local head has no callers but this process: token auth would only get in the way.
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        check_dashboard_port(cfg)
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    ray.init(**init_kwargs(cfg))
-    configure_ray_data(progress, cfg.shuffle_strategy)
-    try:
-        yield
-    finally:
-        ray.shutdown()
+    with bound_to_host(cfg):
+        ray.init(**init_kwargs(cfg))
+        configure_ray_data(progress, cfg.shuffle_strategy)
+        try:
+            yield
+        finally:
+            ray.shutdown()

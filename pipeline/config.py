@@ -20,7 +20,11 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from pipeline.quality.config import FidelityConfig, QualityConfig, filter_problems
 from pipeline.rewrite.prompts import PROMPTS
+from pipeline.security import security_problems
+from pipeline.tokenize.config import ShardsConfig, TokenizerConfig, tokenize_problems
+from pipeline.train.config import TrainConfig, train_problems
 
 READER_FORMATS = ("auto", "jsonl", "parquet", "text")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -214,7 +218,9 @@ class ClusterConfig:
     include_dashboard: bool = True
     # Loopback by default: a local head must not listen on the network.
     host: str = "127.0.0.1"
-    dashboard_port: int = 8265
+    # null: 8265, or the next free port when another run's dashboard holds it (two local
+    # runs at once); a fixed port that is taken stops the job with a config error.
+    dashboard_port: int | None = None
     namespace: str = "rewrite-pipeline"
     # Ray's worker logs on the driver's console; off keeps the progress bars readable.
     log_to_driver: bool = False
@@ -231,7 +237,9 @@ class RunConfig:
     # The run directory is <output_root>/<name>; rerunning the same name resumes it.
     name: str = "${now:%Y%m%d-%H%M%S}"
     output_root: str = "outputs"
-    stages: list[str] = field(default_factory=lambda: ["ingest", "dedup", "rewrite"])
+    stages: list[str] = field(
+        default_factory=lambda: ["ingest", "dedup", "quality", "rewrite", "fidelity", "tokenize"]
+    )
     resume: bool = True
     progress: bool = True
 
@@ -243,7 +251,12 @@ class Config:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     rewrite: RewriteConfig = field(default_factory=RewriteConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    shards: ShardsConfig = field(default_factory=ShardsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def register_configs() -> None:
@@ -313,6 +326,10 @@ def validate(cfg: Config, stage_names: tuple[str, ...] | list[str] = ()) -> None
             )
     problems += _dedup_problems(cfg.dedup)
     problems += _rewrite_problems(cfg.rewrite)
+    problems += security_problems(cfg)
+    problems += filter_problems(cfg.quality, cfg.fidelity)
+    problems += tokenize_problems(cfg)
+    problems += train_problems(cfg.train)
     if problems:
         raise ConfigError("\n".join(problems))
 

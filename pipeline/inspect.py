@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.schema import CLUSTERS_SCHEMA
+from pipeline.schema import CLUSTERS_SCHEMA, with_drop_columns
 from pipeline.stats import StageStats
 
 
@@ -54,10 +54,16 @@ class Run:
         return {(s.stage, reason): n for s in self.stages for reason, n in s.dropped.items()}
 
     def data(self, stage: str, columns: list[str] | None = None) -> pa.Table:
-        return _read_parts(self.run_dir / stage / "data", columns)
+        """The stage's kept rows; none kept: an empty table with the stage's columns."""
+        return _read_parts(self.run_dir / stage / "data", columns, _stage_schema(stage))
 
     def quarantine(self, stage: str, columns: list[str] | None = None) -> pa.Table:
-        return _read_parts(self.run_dir / "quarantine" / stage, columns)
+        schema = _stage_schema(stage)
+        return _read_parts(
+            self.run_dir / "quarantine" / stage,
+            columns,
+            with_drop_columns(schema) if schema is not None else None,
+        )
 
     def dropped(self, stage: str, reason: str | None = None) -> pa.Table:
         """A stage's quarantined rows (of one reason if given) with every column they carry:
@@ -73,6 +79,12 @@ class Run:
         return _read_parts(self.run_dir / "dedup" / "clusters", columns, CLUSTERS_SCHEMA)
 
 
+def _stage_schema(stage: str) -> pa.Schema | None:
+    from pipeline.runner import STAGES  # imports every stage: only when a table is read
+
+    return getattr(STAGES.get(stage), "output_schema", None)
+
+
 def _read_parts(
     directory: Path, columns: list[str] | None, schema: pa.Schema | None = None
 ) -> pa.Table:
@@ -81,7 +93,7 @@ def _read_parts(
         if schema is None:
             return pa.table({})
         empty = schema.empty_table()
-        return empty.select(columns) if columns else empty
+        return empty.select([c for c in columns if c in schema.names]) if columns else empty
     return pa.concat_tables(
         [pq.read_table(p, columns=columns) for p in parts], promote_options="default"
     )

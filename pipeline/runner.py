@@ -25,15 +25,28 @@ from pipeline.config import Config, validate
 from pipeline.dedup.stage import DedupStage
 from pipeline.io.atomic import atomic_write_json, atomic_write_text
 from pipeline.io.stage import IngestStage
+from pipeline.quality.fidelity_stage import FidelityStage
+from pipeline.quality.stage import QualityStage
 from pipeline.rewrite.stage import RewriteStage
+from pipeline.runlock import run_lock
+from pipeline.security import confined
 from pipeline.stage import RunContext, Stage
 from pipeline.stats import StageStats
 from pipeline.summary import format_summary
+from pipeline.tokenize.stage import TokenizeStage
 
 log = logging.getLogger("pipeline")
 
 STAGES: dict[str, type[Stage]] = {
-    stage.name: stage for stage in (IngestStage, DedupStage, RewriteStage)
+    stage.name: stage
+    for stage in (
+        IngestStage,
+        DedupStage,
+        QualityStage,
+        RewriteStage,
+        FidelityStage,
+        TokenizeStage,
+    )
 }
 SUCCESS_MARKER = "_SUCCESS"
 
@@ -58,6 +71,12 @@ class RunSummary:
 def run_pipeline(config: Config, run_dir: Path) -> RunSummary:
     validate(config, tuple(STAGES))
     run_dir.mkdir(parents=True, exist_ok=True)
+    # One run per directory: a second one refuses (RunLocked) before it writes anything.
+    with run_lock(run_dir):
+        return _run_locked(config, run_dir)
+
+
+def _run_locked(config: Config, run_dir: Path) -> RunSummary:
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(config)))
     ctx = RunContext(run_dir=run_dir, config=config)
     summary = RunSummary(run_dir=run_dir)
@@ -103,8 +122,9 @@ def fingerprint(settings: object, upstream: str) -> str:
 
 def _run_stage(stage: Stage, ctx: RunContext, fp: str) -> StageStats:
     # A half-written earlier attempt must not leak parts into this one.
+    # confined: a stage name is code, not config, but rmtree is no place to trust a name.
     for path in (ctx.stage_dir(stage.name), ctx.quarantine_dir(stage.name)):
-        shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(confined(path, ctx.run_dir), ignore_errors=True)
     started = time.perf_counter()
     stats = stage.run(ctx)
     stats.seconds = round(time.perf_counter() - started, 3)

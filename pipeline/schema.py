@@ -134,3 +134,131 @@ REWRITES_SCHEMA = pa.schema(
         pa.field(N_BYTES, pa.int64(), nullable=False),
     ]
 )
+
+# --- token shards (output of tokenize, read by pipeline.train) -----------------------------
+# One row per document, Arrow IPC *file* format, uncompressed (pipeline/tokenize/shards.py;
+# contract: manifest.json beside the shards, pipeline/tokenize/manifest.py). DOC_ID holds the
+# rewrite_id for a rewrite; KIND (named above for the clusters table) is KIND_RAW or
+# KIND_REWRITE here; STYLE is null for raw text.
+KIND_RAW = "raw"
+KIND_REWRITE = "rewrite"
+N_TOKENS = "n_tokens"  # len(tokens), BOS/EOS included
+TOKENS = "tokens"  # token ids, BOS/EOS as configured (tokenizer.add_bos / add_eos)
+TOKEN_DTYPES = {"uint16": pa.uint16(), "uint32": pa.uint32()}
+
+
+def token_shard_schema(token_dtype: str) -> pa.Schema:
+    """The schema of a token shard: `tokens` is list<uint16> or list<uint32>."""
+    return pa.schema(
+        [
+            pa.field(DOC_ID, pa.string(), nullable=False),
+            pa.field(SOURCE, pa.string(), nullable=False),
+            pa.field(KIND, pa.string(), nullable=False),
+            pa.field(STYLE, pa.string()),
+            pa.field(N_TOKENS, pa.int32(), nullable=False),
+            pa.field(TOKENS, pa.list_(TOKEN_DTYPES[token_dtype]), nullable=False),
+        ]
+    )
+
+
+# --- quality scores (quality stage: added to document rows, kept and dropped alike) -------
+# Definitions and thresholds: pipeline/quality/heuristics.py, repetition.py, config.py.
+Q_WORDS = "q_words"  # whitespace tokens with a letter or digit
+Q_MEAN_WORD_LENGTH = "q_mean_word_length"
+Q_HASH_RATIO = "q_hash_ratio"  # '#' per word
+Q_ELLIPSIS_RATIO = "q_ellipsis_ratio"  # '...' or '…' per word
+Q_BULLET_LINES = "q_bullet_lines"  # share of lines starting with a bullet
+Q_ELLIPSIS_LINES = "q_ellipsis_lines"  # share of lines ending with an ellipsis
+Q_ALPHA_WORDS = "q_alpha_words"  # share of words with a letter
+Q_STOP_WORDS = "q_stop_words"  # distinct Gopher stop words present
+Q_DUP_LINE_FRAC = "q_dup_line_frac"
+Q_DUP_LINE_CHAR_FRAC = "q_dup_line_char_frac"
+Q_DUP_PARA_FRAC = "q_dup_para_frac"
+Q_DUP_PARA_CHAR_FRAC = "q_dup_para_char_frac"
+Q_TOP_NGRAM = {n: f"q_top_{n}gram_char_frac" for n in (2, 3, 4)}
+Q_DUP_NGRAM = {n: f"q_dup_{n}gram_char_frac" for n in range(5, 11)}
+Q_C4_SENTENCES = "q_c4_sentences"  # sentences in the lines C4's line filter keeps
+Q_C4_KEPT_CHAR_FRAC = "q_c4_kept_char_frac"
+Q_C4_LOREM_IPSUM = "q_c4_lorem_ipsum"
+Q_C4_CURLY_BRACES = "q_c4_curly_braces"
+Q_C4_JAVASCRIPT_LINES = "q_c4_javascript_lines"
+Q_C4_POLICY_LINES = "q_c4_policy_lines"
+Q_LINE_PUNCT_FRAC = "q_line_punct_frac"  # FineWeb: lines ending in terminal punctuation
+Q_SHORT_LINE_FRAC = "q_short_line_frac"
+Q_FW_DUP_LINE_CHAR_FRAC = "q_fw_dup_line_char_frac"  # FineWeb's variant (newlines excluded)
+Q_NEWLINE_WORD_RATIO = "q_newline_word_ratio"
+LANGUAGE = "language"
+LANGUAGE_SCORE = "language_score"
+QUALITY_SCORE = "quality_score"  # the fastText classifier's probability of "high quality"
+QUALITY_FAILED = "quality_failed"  # every rule that failed, in rule order (reason = first)
+
+QUALITY_FIELDS = [
+    pa.field(Q_WORDS, pa.int64()),
+    *[
+        pa.field(name, pa.float64())
+        for name in (
+            Q_MEAN_WORD_LENGTH, Q_HASH_RATIO, Q_ELLIPSIS_RATIO, Q_BULLET_LINES, Q_ELLIPSIS_LINES,
+            Q_ALPHA_WORDS,
+        )
+    ],
+    pa.field(Q_STOP_WORDS, pa.int64()),
+    *[
+        pa.field(name, pa.float64())
+        for name in (
+            Q_DUP_LINE_FRAC, Q_DUP_LINE_CHAR_FRAC, Q_DUP_PARA_FRAC, Q_DUP_PARA_CHAR_FRAC,
+            *Q_TOP_NGRAM.values(), *Q_DUP_NGRAM.values(),
+        )
+    ],
+    pa.field(Q_C4_SENTENCES, pa.int64()),
+    pa.field(Q_C4_KEPT_CHAR_FRAC, pa.float64()),
+    pa.field(Q_C4_LOREM_IPSUM, pa.int64()),
+    pa.field(Q_C4_CURLY_BRACES, pa.int64()),
+    *[
+        pa.field(name, pa.float64())
+        for name in (
+            Q_C4_JAVASCRIPT_LINES, Q_C4_POLICY_LINES, Q_LINE_PUNCT_FRAC, Q_SHORT_LINE_FRAC,
+            Q_FW_DUP_LINE_CHAR_FRAC, Q_NEWLINE_WORD_RATIO,
+        )
+    ],
+    pa.field(LANGUAGE, pa.string()),
+    pa.field(LANGUAGE_SCORE, pa.float64()),
+    pa.field(QUALITY_SCORE, pa.float64()),
+    pa.field(QUALITY_FAILED, pa.list_(pa.string())),
+]  # fmt: skip
+
+# --- fidelity scores (fidelity stage: added to rewrite rows, kept and dropped alike) -------
+# Definitions and thresholds: pipeline/quality/fidelity.py, judge.py, rewrite_dedup.py.
+F_LENGTH_RATIO = "f_length_ratio"  # characters of the rewrite / of its source text
+F_COPIED_NGRAM_RATIO = "f_copied_ngram_ratio"  # share of the rewrite's n-grams in the source
+F_NOVEL_NUMBERS = "f_novel_numbers"  # numbers in the rewrite that the source lacks
+F_ENTITIES = "f_entities"  # capitalised non-initial words in the rewrite
+F_NOVEL_ENTITY_RATIO = "f_novel_entity_ratio"  # share of those absent from the source
+F_NOVEL_TERMS = "f_novel_terms"  # the novel numbers and entities themselves (browsing)
+F_DUP_5GRAM_CHAR_FRAC = "f_dup_5gram_char_frac"
+F_COMPRESSION_RATIO = "f_compression_ratio"  # zlib size / UTF-8 size
+F_BOILERPLATE = "f_boilerplate"  # meta-commentary phrases found
+F_REFUSAL = "f_refusal"
+F_TRUNCATED = "f_truncated"
+JUDGE_SCORE = "judge_score"  # 1-5 from the LLM judge; null when not sampled
+JUDGE_REASON = "judge_reason"
+DUPLICATE_OF = "duplicate_of"  # the rewrite this one near-duplicates (rewrite dedup)
+FIDELITY_FAILED = "fidelity_failed"  # every fidelity rule that failed, in rule order
+
+FIDELITY_FIELDS = [
+    pa.field(F_LENGTH_RATIO, pa.float64()),
+    pa.field(F_COPIED_NGRAM_RATIO, pa.float64()),
+    pa.field(F_NOVEL_NUMBERS, pa.int64()),
+    pa.field(F_ENTITIES, pa.int64()),
+    pa.field(F_NOVEL_ENTITY_RATIO, pa.float64()),
+    pa.field(F_NOVEL_TERMS, pa.list_(pa.string())),
+    pa.field(F_DUP_5GRAM_CHAR_FRAC, pa.float64()),
+    pa.field(F_COMPRESSION_RATIO, pa.float64()),
+    pa.field(F_BOILERPLATE, pa.list_(pa.string())),
+    pa.field(F_REFUSAL, pa.bool_()),
+    pa.field(F_TRUNCATED, pa.bool_()),
+    pa.field(JUDGE_SCORE, pa.int64()),
+    pa.field(JUDGE_REASON, pa.string()),
+    pa.field(DUPLICATE_OF, pa.string()),
+    pa.field(FIDELITY_FAILED, pa.list_(pa.string())),
+]
+FIDELITY_SCHEMA = pa.schema([*REWRITES_SCHEMA, *FIDELITY_FIELDS])

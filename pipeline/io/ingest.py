@@ -18,7 +18,7 @@ import glob
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -68,11 +68,7 @@ def plan_files(corpus: CorpusConfig) -> list[FileTask]:
         seen: set[str] = set()
         for pattern in source.paths:
             base = _glob_base(pattern)
-            for path in sorted(glob.iglob(pattern, recursive=True)):
-                # Not is_file(): a broken link or a loop must reach the reader and be reported.
-                if os.path.isdir(path) or path in seen:
-                    continue
-                seen.add(path)
+            for path in _distinct_files(glob.iglob(pattern, recursive=True), seen):
                 key = os.path.relpath(path, base) if base else path
                 tasks.append(
                     FileTask(
@@ -86,6 +82,24 @@ def plan_files(corpus: CorpusConfig) -> list[FileTask]:
                     )
                 )
     return tasks
+
+
+def _distinct_files(paths: Iterable[str], seen: set[str]) -> list[str]:
+    """The paths that are not directories, each file once (sorted), recording it in `seen`.
+
+    Not is_file(): a broken link or a loop must reach the reader and be reported. Once by
+    real path: under ** a link to a parent directory lists each file ~40 times, and the
+    shallowest route is the one to name it by. realpath follows links without the kernel's
+    40-link limit, so the deepest route (a directory the kernel gives up on) is seen as one.
+    """
+    chosen = []
+    for path in sorted(paths, key=lambda p: (p.count(os.sep), p)):
+        real = os.path.realpath(path)
+        if os.path.isdir(real) or real in seen:
+            continue
+        seen.add(real)
+        chosen.append(path)
+    return sorted(chosen)
 
 
 def _glob_base(pattern: str) -> str:

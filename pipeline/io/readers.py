@@ -3,7 +3,8 @@
 Each reader turns one file into a stream of `Record`s. A good record has text; a bad one has
 a reason from `Reason` and a detail, so the ingest stage can quarantine it and count it.
 Nothing here raises for bad *data*: a file that cannot be opened or ends early becomes one
-more record with a reason, and every record that was read before stays good.
+more record with a reason, and every record that was read before stays good. Only regular
+files are opened: a FIFO or a device behind a data file's name would block or never end.
 
     for record in read_file(Path("a.jsonl.gz"), "jsonl", text_field="text", id_field="id",
                             max_doc_bytes=2_000_000):
@@ -13,6 +14,8 @@ more record with a reason, and every record that was read before stays good.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +35,7 @@ SNIPPET_CHARS = 200
 # A JSON line may carry escapes (\uXXXX is 6 bytes for one character) and other fields.
 _LINE_OVERHEAD = 6
 _SKIP_CHUNK = 1 << 20
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class Reason:
@@ -49,6 +53,7 @@ class Reason:
     CORRUPT_ARCHIVE = "corrupt_archive"
     UNREADABLE_FILE = "unreadable_file"
     UNKNOWN_FORMAT = "unknown_format"
+    DUPLICATE_ID = "duplicate_id"  # set by pipeline.io.duplicates, after all files are read
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,12 @@ def read_file(
             yield Record(None, reason=Reason.UNKNOWN_FORMAT, detail=str(e))
             return
     try:
+        # A FIFO or a device (a link to /dev/zero named x.jsonl) would block or never end.
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            yield Record(None, reason=Reason.UNREADABLE_FILE, detail=f"{path}: {kind}")
+            return
         if fmt == "jsonl":
             yield from _read_jsonl(path, text_field, id_field, max_doc_bytes)
         elif fmt == "parquet":
@@ -113,6 +124,8 @@ def _read_jsonl(path: Path, text_field: str, id_field: str | None, max_doc_bytes
     with open_binary(path) as fh:
         try:
             for line_no, line, size in _lines(fh, max_line):
+                if line_no == 1 and line is not None and line.startswith(_UTF8_BOM):
+                    line = line[len(_UTF8_BOM) :]  # Windows tools start files with one
                 if line is None:
                     yield Record(line_no, reason=Reason.TOO_LARGE, detail=f"line of {size} bytes")
                 elif line.strip():  # blank lines separate nothing in JSONL: not records
@@ -148,8 +161,9 @@ def _parse_json_line(
         return Record(line_no, reason=Reason.INVALID_UTF8, detail=str(e), snippet=_snip(line))
     try:
         obj = json.loads(decoded)
-    except (json.JSONDecodeError, RecursionError) as e:
-        detail = str(e) if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+    except (ValueError, RecursionError) as e:
+        # ValueError beyond JSONDecodeError: an integer of over 4300 digits (Python's limit).
+        detail = str(e) if isinstance(e, ValueError) else "nested too deeply"
         return Record(line_no, reason=Reason.INVALID_JSON, detail=detail, snippet=_snip(decoded))
     if not isinstance(obj, dict):
         return Record(

@@ -4,11 +4,16 @@ Each file is read by `FileIngest` in its own Ray task, which yields Arrow batche
 (memory per task is one batch, whatever the file's size) and writes the file's own counts to
 `<stage_dir>/files/<task_id>.json`. Rows in = records the readers saw; rows out and drops =
 what the sink wrote. The two are counted apart, so the runner's check means something.
+
+The sink writes to `<stage_dir>/scratch/`; once every file is read, `settle_duplicate_ids`
+moves the parts to `data/` and quarantines records whose doc id an earlier one already took
+(reason `duplicate_id`), so every later stage can join on doc_id.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,7 +23,9 @@ import ray
 from pipeline import schema as S
 from pipeline.config import CorpusConfig
 from pipeline.io.atomic import atomic_write_json
+from pipeline.io.duplicates import settle_duplicate_ids
 from pipeline.io.ingest import FileIngest, FileTask, plan_files
+from pipeline.io.readers import Reason
 from pipeline.io.sink import AccountingSink
 from pipeline.stage import DOCS, RunContext, Stage
 from pipeline.stats import StageStats, merge_counts
@@ -45,8 +52,10 @@ class IngestStage(Stage):
         tasks = plan_files(corpus)
         files_dir = ctx.stage_dir(self.name) / "files"
         files_dir.mkdir(parents=True, exist_ok=True)
+        # Parts land in scratch first: a doc_id may only be checked once every file is read.
+        scratch_dir = ctx.stage_dir(self.name) / "scratch"
         sink = AccountingSink(
-            ctx.data_dir(self.name),
+            scratch_dir,
             ctx.quarantine_dir(self.name),
             S.DOCS_SCHEMA,
             size_column=S.N_BYTES,
@@ -61,17 +70,26 @@ class IngestStage(Stage):
             )
             .write_datasink(sink)
         )
+        moved = settle_duplicate_ids(
+            scratch_dir, ctx.data_dir(self.name), ctx.quarantine_dir(self.name)
+        )
+        shutil.rmtree(scratch_dir, ignore_errors=True)
         per_file = [json.loads((files_dir / f"{t.task_id}.json").read_text()) for t in tasks]
         return StageStats(
             stage=self.name,
             rows_in=sum(f["records"] for f in per_file),
-            rows_out=sink.result.rows_out,
-            dropped=sink.result.dropped,
+            rows_out=sink.result.rows_out - moved.rows,
+            dropped=merge_counts(
+                [sink.result.dropped, {Reason.DUPLICATE_ID: moved.rows} if moved.rows else {}]
+            ),
             bytes_in=sum(f["bytes_in"] for f in per_file),
-            bytes_out=sink.result.bytes_out,
+            bytes_out=sink.result.bytes_out - moved.bytes,
             extra={
                 "files": len(tasks),
                 "normalized": merge_counts(f["normalized"] for f in per_file),
-                "rows_out_by_source": sink.result.rows_out_by,
+                "rows_out_by_source": {
+                    source: n - moved.by_source.get(source, 0)
+                    for source, n in sink.result.rows_out_by.items()
+                },
             },
         )

@@ -1,0 +1,225 @@
+"""Tokenize-and-load benchmark: one run, one table.
+
+    python bench/tokenize_load.py              # the sample corpus, the local MoE's tokenizer
+    python bench/tokenize_load.py --json out.json
+
+1. Tokenize. The `tokenize` stage on `--copies` (8) copies of the bundled sample's
+   documents (ingest runs first, untimed; 8 copies are about 40 MB and 10M tokens, enough
+   that Ray's fixed cost per execution, about a second here, does not decide the ratio)
+   against bare `encode_batch` of the same tokenizer (`load_tokenizer`, the stage's own
+   wrapper: BOS/EOS added) on the same texts, in batches of `tokenizer.batch_rows`, in this
+   one process. Both count the same tokens. The stage figure
+   is its whole wall time (reading the documents, planning the split and mixture, encoding
+   on Ray workers, writing the shards and the manifest); its encode step alone is shown too.
+   Goal: stage >= 0.8x bare.
+2. Load. `TokenShardDataset` iterating the training split as packed batches (seq_len 1024,
+   batch 8, shuffled, one process) against a numpy memmap of the same token bytes copied
+   window by window into the same int64 tensors (the cheapest possible reader of those
+   bytes: no shuffle, no packing, no boundaries). Goal: loader >= 0.5x memmap. Both read a
+   warm page cache (each side runs once untimed first).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKENIZE_GOAL, LOAD_GOAL = 0.8, 0.5
+OVERRIDES: list[str] = os.environ.get("BENCH_OVERRIDES", "").split()
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from pipeline.config import to_config
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        return to_config(hydra_compose("config", overrides=overrides))
+
+
+def copied_corpus(copies: int, work: Path) -> Path:
+    """The sample's documents `copies` times over (new ids), as one JSONL file."""
+    import pyarrow.parquet as pq
+
+    from pipeline import schema as S
+    from pipeline.runner import run_pipeline
+
+    run_pipeline(compose(["run.progress=false", "run.stages=[ingest]"]), work / "sample")
+    docs = pq.read_table(work / "sample" / "ingest" / "data", columns=[S.DOC_ID, S.TEXT])
+    path = work / "corpus.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        for c in range(copies):
+            rows = zip(docs[S.DOC_ID].to_pylist(), docs[S.TEXT].to_pylist(), strict=True)
+            for doc_id, text in rows:
+                out.write(json.dumps({"id": f"{doc_id}~{c}", "text": text}) + "\n")
+    return path
+
+
+def bench_tokenize(work: Path, copies: int) -> dict:
+    import pyarrow.parquet as pq
+
+    from pipeline import schema as S
+    from pipeline.runner import run_pipeline
+    from pipeline.tokenize.resolve import resolve_spec
+    from pipeline.tokenize.tokenizers import load_tokenizer
+
+    corpus = copied_corpus(copies, work)
+    config = compose(
+        [
+            "run.progress=false",
+            "run.stages=[ingest,tokenize]",
+            "corpus=jsonl",
+            f"corpus.sources.main.paths=[{corpus}]",
+            *OVERRIDES,
+        ]
+    )
+    work = work / "run"
+    config.run.stages = ["ingest"]
+    run_pipeline(config, work)
+    config.run.stages = ["ingest", "tokenize"]
+    stats = run_pipeline(config, work).stages[-1]
+
+    texts = pq.read_table(work / "ingest" / "data", columns=[S.TEXT])[S.TEXT].to_pylist()
+    spec = resolve_spec(config.tokenizer, config.model, Path(config.rewrite.model_cache))
+    tokenizer = load_tokenizer(spec)
+    rows = config.tokenizer.batch_rows
+    started = time.perf_counter()
+    bare_tokens = sum(
+        len(ids)
+        for i in range(0, len(texts), rows)
+        for ids in tokenizer.encode_batch(texts[i : i + rows])
+    )
+    bare_s = time.perf_counter() - started
+    tokens = stats.extra["tokens_written"]
+    return {
+        "documents": len(texts),
+        "tokenizer": stats.extra["tokenizer"],
+        "bare_tokens": bare_tokens,
+        "bare_s": bare_s,
+        "bare_tokens_per_s": bare_tokens / bare_s,
+        "stage_tokens": tokens,
+        "stage_s": stats.seconds,
+        "stage_tokens_per_s": tokens / stats.seconds,
+        "stage_step_tokens_per_s": stats.extra.get("tokenize_step_tokens_per_second"),
+        "step_seconds": stats.extra.get("step_seconds"),
+        "ratio": (tokens / stats.seconds) / (bare_tokens / bare_s),
+        "shards": work / "tokenize" / "data",
+    }
+
+
+def bench_load(shards: Path, seq_len: int = 1024, batch_size: int = 8) -> dict:
+    import torch
+
+    from pipeline.train.dataset import TokenShardDataset
+    from pipeline.train.reader import open_split
+
+    def loader_pass() -> tuple[int, float]:
+        ds = TokenShardDataset(shards, seq_len=seq_len, batch_size=batch_size, seed=0)
+        started, n = time.perf_counter(), 0
+        for batch in ds:
+            n += batch["input_ids"].numel()
+        return n, time.perf_counter() - started
+
+    # The baseline reads the very same token values, laid out flat in one .npy file.
+    split = open_split(shards, "train")
+    flat = np.concatenate([split.tokens(d) for d in range(len(split))])
+    path = Path(tempfile.mkdtemp(prefix="bench-load-")) / "tokens.npy"
+    np.save(path, flat)
+
+    def memmap_pass() -> tuple[int, float]:
+        data = np.load(path, mmap_mode="r")
+        window = seq_len * batch_size
+        started, n = time.perf_counter(), 0
+        for i in range(0, len(data) - window + 1, window):
+            batch = torch.from_numpy(np.asarray(data[i : i + window], dtype=np.int64))
+            n += batch.view(batch_size, seq_len).numel()
+        return n, time.perf_counter() - started
+
+    loader_pass(), memmap_pass()  # warm the page cache and the lazy imports
+    loader_n, loader_s = loader_pass()
+    memmap_n, memmap_s = memmap_pass()
+    path.unlink()
+    return {
+        "seq_len": seq_len,
+        "batch_size": batch_size,
+        "token_bytes": int(flat.nbytes),
+        "loader_tokens": loader_n,
+        "loader_s": loader_s,
+        "loader_tokens_per_s": loader_n / loader_s,
+        "memmap_tokens": memmap_n,
+        "memmap_s": memmap_s,
+        "memmap_tokens_per_s": memmap_n / memmap_s,
+        "ratio": (loader_n / loader_s) / (memmap_n / memmap_s),
+    }
+
+
+def table(res: dict) -> str:
+    t, ld = res["tokenize"], res["load"]
+    return "\n".join(
+        [
+            f"tokenizer: {t['tokenizer']['kind']} {t['tokenizer']['name']}; "
+            f"{t['documents']} documents, {t['stage_tokens']:,} tokens",
+            "",
+            "| measure | ours | baseline | ratio | goal |",
+            "|---|---|---|---|---|",
+            f"| tokenize: stage (whole, tokens/s) vs bare encode_batch | "
+            f"{t['stage_tokens_per_s']:,.0f} | {t['bare_tokens_per_s']:,.0f} | "
+            f"**{t['ratio']:.2f}x** | >= {TOKENIZE_GOAL}x |",
+            f"| tokenize: the stage's encode step alone | "
+            f"{t['stage_step_tokens_per_s'] or 0:,.0f} | {t['bare_tokens_per_s']:,.0f} | "
+            f"{(t['stage_step_tokens_per_s'] or 0) / t['bare_tokens_per_s']:.2f}x | |",
+            f"| load: TokenShardDataset vs numpy memmap copy (tokens/s) | "
+            f"{ld['loader_tokens_per_s']:,.0f} | {ld['memmap_tokens_per_s']:,.0f} | "
+            f"**{ld['ratio']:.2f}x** | >= {LOAD_GOAL}x |",
+            "",
+            f"stage {t['stage_s']:.1f} s (steps: {t['step_seconds']}), bare {t['bare_s']:.1f} s; "
+            f"loader {ld['loader_s']:.2f} s vs memmap {ld['memmap_s']:.2f} s for "
+            f"{ld['token_bytes'] / 1e6:.1f} MB of tokens",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", type=Path, help="write every number to this JSON file")
+    parser.add_argument("--copies", type=int, default=8, help="copies of the sample to tokenize")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-tokenize-") as tmp:
+        tok = bench_tokenize(Path(tmp), args.copies)
+        load = bench_load(tok["shards"])
+    res = {
+        "tokenize": tok,
+        "load": load,
+        "goals": [
+            {
+                "name": "tokenize stage vs bare encode",
+                "measured": round(tok["ratio"], 3),
+                "goal": f">= {TOKENIZE_GOAL}",
+                "met": tok["ratio"] >= TOKENIZE_GOAL,
+            },
+            {
+                "name": "loader vs numpy memmap",
+                "measured": round(load["ratio"], 3),
+                "goal": f">= {LOAD_GOAL}",
+                "met": load["ratio"] >= LOAD_GOAL,
+            },
+        ],
+    }
+    print(table(res))
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

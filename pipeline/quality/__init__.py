@@ -1,0 +1,1 @@
+"""Quality filters for raw documents and fidelity filters for rewrites."""

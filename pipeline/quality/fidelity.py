@@ -1,0 +1,253 @@
+"""Fidelity scores of a rewrite against the source text it rewrote, and the rules on them.
+
+Pure functions; the fidelity stage applies them to batches of rewrite rows. Scores:
+length ratio; share of the rewrite's word n-grams copied from the source (pipeline/dedup's
+shingles and containment); numbers and named entities the source lacks; repetition (Gopher's
+duplicate 5-gram characters) and zlib compression ratio; meta-commentary phrases; refusals
+(pipeline/rewrite/postprocess's patterns); truncation (a chunk's finish reason "length").
+
+Named entities are approximated by capitalised words that do not open a sentence, a line or
+a heading (no NER model to ship); one is novel when no form of it appears in the source.
+
+    scores = fidelity_scores(rewrite, source, finish_reasons=["stop"], copy_ngram=3)
+    failed = failing_rules(scores, fidelity_rules(FidelityConfig(), style="summary"))
+    table = score_rewrites(rewrite_rows, FidelityConfig())    # + scores and drop columns
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from functools import lru_cache
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline import schema as S
+from pipeline.config import ShingleConfig
+from pipeline.dedup.clusters import containment
+from pipeline.dedup.shingles import shingle_hashes
+from pipeline.quality.config import FidelityConfig
+from pipeline.quality.repetition import dup_ngram_char_frac
+from pipeline.quality.rules import Rule, bounded, failing_rules
+from pipeline.rewrite.postprocess import REFUSAL, clean_generation
+
+_I = re.IGNORECASE | re.MULTILINE
+# Talk about the text instead of the text: what the 135M model writes when it does not rewrite
+# (tests/rewrite/recorded_smollm2_moe.json). A hit counts only if the source lacks it.
+BOILERPLATE = [
+    re.compile(p, _I)
+    for p in (
+        r"\b(?:rewritten|revised|reworked|reworded|paraphrased|edited|improved) "
+        r"(?:version|text|passage|sections?|paragraph)",
+        r"\boriginal (?:text|passage|message|content|meaning|article|paragraph)",
+        r"\b(?:the|this|above) (?:text|passage|paragraph) (?:should|aims|has been|was|needs)\b",
+        r"\b(?:should|could|can) be (?:reworded|rewritten|rephrased|paraphrased)",
+        r"\bI(?:'ve| have)? (?:made|tried|added|rewrote|rewritten|kept|maintained|preserved|"
+        r"changed|edited|incorporated)\b",
+        r"\b(?:your|my) (?:request|previous response|writing style|edits)\b",
+        r"\b(?:requested|suggested) (?:edits|changes)|\bchanges requested\b",
+        r"\b(?:improve|enhance)[sd]? (?:the )?(?:clarity|flow|readability|grammar|coherence)",
+        r"^\s*sentence \d+\s*:",
+        r"\bhere(?:'s| is) (?:what|how) (?:you|I)\b",
+    )
+]
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-*•]|\(\d+\))\s+", re.M)
+_WORD = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ][\w'’-]*")
+_SENTENCE_OPENER = re.compile(r"(?:^|[.!?:;]['\"”’)\]]*\s+|[\"“(\[]\s*)$")
+_NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+        ]
+    )
+}
+# Capitalised words that are not names: the pronoun and the Q&A style's labels.
+_NOT_ENTITIES = {"i", "i'm", "i've", "i'd", "i'll", "question", "answer", "note"}
+
+
+def length_ratio(rewrite: str, source: str) -> float:
+    return len(rewrite) / max(len(source), 1)
+
+
+@lru_cache(maxsize=8)
+def _shingle_config(n: int) -> ShingleConfig:
+    return ShingleConfig(kind="word", n=n, lowercase=True, punctuation="strip")
+
+
+def copied_ngram_ratio(rewrite: str, source: str, n: int) -> float:
+    """Share of the rewrite's distinct word n-grams that also occur in the source."""
+    cfg = _shingle_config(n)
+    return float(containment(shingle_hashes(rewrite, cfg), shingle_hashes(source, cfg)))
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers as written ("2,000" and "2000" alike), list markers ("1. ", "2) ") left out."""
+    text = _LIST_MARKER.sub(" ", text)
+    return {m.replace(",", "").rstrip(".") for m in _NUMBER.findall(text)}
+
+
+def _word_forms(text: str) -> set[str]:
+    """Lower-cased words of a text and their hyphen parts, possessives stripped, plus the
+    digits of small number words ("three" -> "3")."""
+    forms: set[str] = set()
+    for word in _WORD.findall(text):
+        word = re.sub(r"['’]s$", "", word.lower()).strip("'’-")
+        forms.add(word)
+        forms.update(p for p in word.split("-") if p)
+        if word in _NUMBER_WORDS:
+            forms.add(_NUMBER_WORDS[word])
+    return forms
+
+
+def entities(text: str) -> list[str]:
+    """Capitalised words not opening a sentence, line or heading-like line (<= 8 words,
+    no end punctuation), in order of appearance, distinct."""
+    found: dict[str, None] = {}
+    for line in text.splitlines():
+        stripped = _LIST_MARKER.sub("", line).strip().lstrip("#*> ").strip()
+        if not stripped or (len(stripped.split()) <= 8 and not stripped.endswith((".", "!", "?"))):
+            continue
+        for m in _WORD.finditer(stripped):
+            word = m.group()
+            if not word[0].isupper() or _SENTENCE_OPENER.search(stripped[: m.start()]):
+                continue
+            if word.lower() not in _NOT_ENTITIES:
+                found.setdefault(re.sub(r"['’]s$", "", word), None)
+    return list(found)
+
+
+def novel_terms(rewrite: str, source: str) -> tuple[list[str], int, list[str]]:
+    """(numbers the source lacks, entities found in the rewrite, entities the source lacks)."""
+    source_numbers = numbers(source) | {
+        d for w, d in _NUMBER_WORDS.items() if re.search(rf"\b{w}\b", source, _I)
+    }
+    new_numbers = sorted(numbers(rewrite) - source_numbers, key=lambda x: (len(x), x))
+    forms = _word_forms(source)
+    found = entities(rewrite)
+    new_entities = [e for e in found if any(p not in forms for p in e.lower().split("-") if p)]
+    return new_numbers, len(found), new_entities
+
+
+def compression_ratio(text: str, min_chars: int) -> float | None:
+    """zlib level-9 size / UTF-8 size; None below `min_chars` (short texts compress badly)."""
+    raw = text.encode("utf-8")
+    if len(text) < min_chars:
+        return None
+    return len(zlib.compress(raw, 9)) / len(raw)
+
+
+def boilerplate(rewrite: str, source: str) -> list[str]:
+    """Meta-commentary phrases in the rewrite that the source does not contain itself."""
+    hits = []
+    for pattern in BOILERPLATE:
+        if pattern.search(source):
+            continue
+        hits += [m.group().strip().lower() for m in pattern.finditer(rewrite)]
+    return hits
+
+
+def is_refusal(chunk_rewrites: list[str]) -> bool:
+    return any(clean_generation(c, "stop").reason == REFUSAL for c in chunk_rewrites)
+
+
+def fidelity_scores(
+    rewrite: str,
+    source: str,
+    *,
+    finish_reasons: list[str | None] | None = None,
+    chunk_rewrites: list[str] | None = None,
+    cfg: FidelityConfig | None = None,
+) -> dict[str, Any]:
+    cfg = cfg or FidelityConfig()
+    new_numbers, n_entities, new_entities = novel_terms(rewrite, source)
+    entity_ratio = (
+        len(new_entities) / n_entities if n_entities >= cfg.min_entities_for_ratio else None
+    )
+    return {
+        S.F_LENGTH_RATIO: length_ratio(rewrite, source),
+        S.F_COPIED_NGRAM_RATIO: copied_ngram_ratio(rewrite, source, cfg.copy_ngram),
+        S.F_NOVEL_NUMBERS: len(new_numbers),
+        S.F_ENTITIES: n_entities,
+        S.F_NOVEL_ENTITY_RATIO: entity_ratio,
+        S.F_NOVEL_TERMS: new_numbers + new_entities,
+        S.F_DUP_5GRAM_CHAR_FRAC: dup_ngram_char_frac(rewrite.split(), 5),
+        S.F_COMPRESSION_RATIO: compression_ratio(rewrite, cfg.min_compression_chars),
+        S.F_BOILERPLATE: boilerplate(rewrite, source),
+        S.F_REFUSAL: is_refusal(chunk_rewrites if chunk_rewrites is not None else [rewrite]),
+        S.F_TRUNCATED: "length" in (finish_reasons or []),
+    }
+
+
+def fidelity_rules(cfg: FidelityConfig, style: str | None = None) -> list[Rule]:
+    """The rules in the order that picks the reason; length bounds per style if configured."""
+    low, high = cfg.length_ratio_by_style.get(
+        style or "", [cfg.min_length_ratio, cfg.max_length_ratio]
+    )
+    rules: list[Rule] = []
+    if cfg.drop_refusals:
+        rules.append(Rule("refusal", S.F_REFUSAL, "max", 0))
+    if cfg.drop_truncated:
+        rules.append(Rule("truncated", S.F_TRUNCATED, "max", 0))
+    for spec in (
+        ("boilerplate", S.F_BOILERPLATE, "max", cfg.max_boilerplate_hits),
+        ("repetition", S.F_DUP_5GRAM_CHAR_FRAC, "max", cfg.max_dup_5gram_char_frac),
+        ("low_compression", S.F_COMPRESSION_RATIO, "min", cfg.min_compression_ratio),
+        ("too_short", S.F_LENGTH_RATIO, "min", low),
+        ("too_long", S.F_LENGTH_RATIO, "max", high),
+        ("copied_source", S.F_COPIED_NGRAM_RATIO, "max", cfg.max_copied_ngram_ratio),
+        ("unfaithful", S.F_COPIED_NGRAM_RATIO, "min", cfg.min_copied_ngram_ratio),
+        ("novel_numbers", S.F_NOVEL_NUMBERS, "max", cfg.max_novel_numbers),
+        ("novel_entities", S.F_NOVEL_ENTITY_RATIO, "max", cfg.max_novel_entity_ratio),
+    ):
+        rules += bounded(*spec)
+    return rules
+
+
+SCORED_SCHEMA = S.with_drop_columns(S.FIDELITY_SCHEMA)
+
+
+def score_rewrites(batch: pa.Table, cfg: FidelityConfig) -> pa.Table:
+    """Rewrite rows (REWRITES_SCHEMA) -> the same rows with every fidelity score, the rules
+    failed, and the first one as the drop reason (SCORED_SCHEMA)."""
+    rows = batch.to_pylist()
+    rules_by_style: dict[str, list[Rule]] = {}
+    out = []
+    for row in rows:
+        scores = fidelity_scores(
+            row[S.TEXT],
+            row[S.SOURCE_TEXT],
+            finish_reasons=row.get(S.FINISH_REASONS) or [],
+            chunk_rewrites=row.get(S.CHUNK_REWRITES) or [row[S.TEXT]],
+            cfg=cfg,
+        )
+        style = row[S.STYLE]
+        if style not in rules_by_style:
+            rules_by_style[style] = fidelity_rules(cfg, style)
+        failed = failing_rules(scores, rules_by_style[style])
+        first = failed[0] if failed else None
+        out.append(
+            {
+                **{name: row.get(name) for name in S.REWRITES_SCHEMA.names},
+                **scores,
+                S.FIDELITY_FAILED: [r.name for r in failed],
+                S.DROP_REASON: first.name if first else None,
+                S.DROP_DETAIL: first.explain(scores.get(first.column)) if first else None,
+                S.SNIPPET: row[S.TEXT][:200] if first else None,
+            }
+        )
+    return pa.Table.from_pylist(out, schema=SCORED_SCHEMA)

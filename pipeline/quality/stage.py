@@ -1,0 +1,93 @@
+"""The quality stage on Ray Data: heuristic rules on deduplicated raw documents, before rewrite.
+
+Reads the latest upstream documents (`ctx.output_of(DOCS)`: dedup's, or ingest's), scores
+each document in `map_batches` (pipeline/quality/scoring.py: Gopher quality and repetition,
+C4, FineWeb, language, optional fastText classifier), and writes through the accounting sink:
+kept documents with their score columns to quality/data, dropped ones with the same columns
+and the first failing rule as `reason` to quarantine/quality. Stats: drops per rule, failures
+per rule counted independently (`rule_fails`), score histograms, kept documents per source.
+
+    python jobs/run.py 'run.stages=[ingest,dedup,quality,rewrite]'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import schema as S
+from pipeline.io.sink import AccountingSink
+from pipeline.quality.histograms import score_stats
+from pipeline.quality.rules import quality_rules
+from pipeline.quality.scoring import score_documents
+from pipeline.ray_ops import count_rows, parquet_parts, read_parts, sum_column
+from pipeline.stage import DOCS, RunContext, Stage
+from pipeline.stats import StageStats
+
+# Scores worth a histogram: the continuous ones (language is a label).
+HISTOGRAM_COLUMNS = [
+    f.name for f in S.QUALITY_FIELDS if pa.types.is_floating(f.type) or pa.types.is_integer(f.type)
+]
+
+
+def output_schema_for(input_schema: pa.Schema) -> pa.Schema:
+    """The input's document columns (ingest's or dedup's), then the quality score columns."""
+    ours = set(S.DROP_COLUMNS) | {f.name for f in S.QUALITY_FIELDS}
+    return pa.schema([f for f in input_schema if f.name not in ours] + S.QUALITY_FIELDS)
+
+
+def _input_schema(directory: Path) -> pa.Schema:
+    parts = parquet_parts(directory)
+    return pq.read_schema(parts[0]) if parts else S.DOCS_SCHEMA
+
+
+class QualityStage(Stage):
+    name = "quality"
+    produces = DOCS
+    output_schema = pa.schema([*S.DOCS_SCHEMA, *S.QUALITY_FIELDS])  # plus dedup's, if any
+
+    def settings(self):
+        cfg = self.config.quality
+        # A retrained classifier at the same path must rerun the stage: hash its bytes.
+        path = cfg.classifier.path
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+        return {"quality": cfg, "classifier_sha256": digest}
+
+    def run(self, ctx: RunContext) -> StageStats:
+        cfg = self.config.quality
+        source_dir = ctx.output_of(DOCS)
+        input_schema = _input_schema(source_dir)
+        sink = AccountingSink(
+            ctx.data_dir(self.name),
+            ctx.quarantine_dir(self.name),
+            output_schema_for(input_schema),
+            size_column=S.N_BYTES,
+        )
+        read_parts(source_dir, input_schema).map_batches(
+            score_documents,
+            batch_size=cfg.batch_rows,
+            batch_format="pyarrow",
+            fn_kwargs={"cfg": cfg},
+        ).write_datasink(sink)
+        written = parquet_parts(ctx.data_dir(self.name)) + parquet_parts(
+            ctx.quarantine_dir(self.name)
+        )
+        scores = score_stats(written, HISTOGRAM_COLUMNS, S.QUALITY_FAILED, cfg.histogram_bins)
+        return StageStats(
+            stage=self.name,
+            rows_in=count_rows(source_dir),
+            rows_out=sink.result.rows_out,
+            dropped=sink.result.dropped,
+            bytes_in=sum_column(source_dir, S.N_BYTES),
+            bytes_out=sink.result.bytes_out,
+            extra={
+                "kept_by_source": sink.result.rows_out_by,
+                "rule_fails": scores["rule_fails"],
+                "score_histograms": scores["histograms"],
+                "skip_rules": {k: list(v) for k, v in cfg.skip_rules.items()},
+                "rule_columns": {r.name: r.column for r in quality_rules(cfg)},
+            },
+        )

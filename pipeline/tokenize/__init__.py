@@ -1,0 +1,1 @@
+"""Tokenization: tokenizers (SentencePiece, HF), Arrow token shards, their manifest, the stage."""

@@ -1,0 +1,74 @@
+"""The Ray Data sink that writes token shards: whole shards, temp file + rename, sha256 each.
+
+Rows arrive grouped by their shard's file name (the `_file` column, one group per shard,
+from `groupby(_file).map_groups`); a write task may get several shards and writes each
+with `write_shard`. The planned rows per file are known in advance, so a shard that
+arrives incomplete (split across write tasks) is an error, not a short file.
+
+    sink = ShardSink(data_dir, "uint16", plan.planned)
+    grouped.write_datasink(sink)
+    sink.shards   # [ShardInfo, ...] sorted by file name
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from ray.data import Datasink
+from ray.data.block import BlockAccessor
+from ray.data.datasource.datasink import WriteResult
+
+from pipeline.tokenize.mixing import ORDER
+from pipeline.tokenize.shards import ShardInfo, write_shard
+
+FILE = "_file"  # the shard a row belongs to (set by the stage from the plan)
+
+
+class ShardSink(Datasink[list[ShardInfo]]):
+    def __init__(self, directory: Path, token_dtype: str, planned: dict[str, tuple[int, int]]):
+        self.directory = Path(directory)
+        self.token_dtype = token_dtype
+        self.planned = dict(planned)  # file -> (rows, tokens)
+        self.shards: list[ShardInfo] = []
+
+    def on_write_start(self, schema=None) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def write(self, blocks: Iterable, ctx) -> list[ShardInfo]:
+        tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
+        tables = [t for t in tables if t.num_rows]
+        if not tables:
+            return []
+        table = pa.concat_tables(tables, promote_options="permissive")
+        infos = []
+        for name in sorted(pc.unique(table[FILE]).to_pylist()):
+            rows = table.filter(pc.equal(table[FILE], name)).sort_by(ORDER)
+            expected = self.planned.get(name)
+            if expected is None or rows.num_rows != expected[0]:
+                raise RuntimeError(
+                    f"{name}: {rows.num_rows} rows reached this write task, the plan has "
+                    f"{expected}: a shard was split across tasks (is it larger than Ray "
+                    "Data's target_max_block_size?)"
+                )
+            infos.append(write_shard(self.directory, name, rows, self.token_dtype))
+        return infos
+
+    def on_write_complete(self, write_result: WriteResult[list[ShardInfo]]) -> None:
+        shards = sorted(
+            (s for part in write_result.write_returns for s in part), key=lambda s: s.file
+        )
+        names = [s.file for s in shards]
+        if names != sorted(self.planned) or len(set(names)) != len(names):
+            raise RuntimeError(
+                f"shards written {names} differ from the plan {sorted(self.planned)}"
+            )
+        for s in shards:
+            if (s.rows, s.tokens) != tuple(self.planned[s.file]):
+                raise RuntimeError(
+                    f"{s.file}: wrote {s.rows} rows, {s.tokens} tokens; "
+                    f"planned {self.planned[s.file]}"
+                )
+        self.shards = shards

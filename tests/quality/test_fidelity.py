@@ -1,0 +1,162 @@
+"""The fidelity gate on the 20 real outputs of the default model (recorded in a demo run, each
+paired with the source chunk it rewrote), on hand-written faithful rewrites of the same
+sources, and on copies. Every recorded output is unusable and every one is dropped; the
+faithful rewrites pass every rule."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from quality_fixtures import faithful_rewrites, recorded_pairs, rewrite_row
+
+from pipeline import schema as S
+from pipeline.quality.config import FidelityConfig
+from pipeline.quality.fidelity import (
+    compression_ratio,
+    copied_ngram_ratio,
+    entities,
+    fidelity_rules,
+    fidelity_scores,
+    novel_terms,
+    numbers,
+    score_rewrites,
+)
+from pipeline.quality.rules import failing_rules
+from pipeline.rewrite.postprocess import clean_generation
+
+CFG = FidelityConfig()
+PAIRS = recorded_pairs()
+SOURCES = {p["generation"]: p["source"] for p in PAIRS}
+
+
+def judge(text: str, source: str, style: str, finish: str = "stop", cfg=CFG) -> dict:
+    scores = fidelity_scores(text, source, finish_reasons=[finish], chunk_rewrites=[text], cfg=cfg)
+    return {**scores, "failed": [r.name for r in failing_rules(scores, fidelity_rules(cfg, style))]}
+
+
+def recorded(i: int) -> dict:
+    """Recorded output i as the rewrite stage stores it (post-processed), judged."""
+    p = PAIRS[i]
+    cleaned = clean_generation(p["text"], p["finish_reason"]).text
+    return judge(cleaned, p["source"], p["style"], p["finish_reason"])
+
+
+def test_every_recorded_output_of_the_real_model_is_dropped():
+    verdicts = [recorded(i) for i in range(len(PAIRS))]
+    assert all(v["failed"] for v in verdicts)
+    # Even if truncated outputs were let through (rewrite.on_truncated=keep and
+    # fidelity.drop_truncated=false), each fails another rule.
+    lenient = FidelityConfig(drop_truncated=False)
+    for p in PAIRS:
+        cleaned = clean_generation(p["text"], p["finish_reason"]).text
+        assert judge(cleaned, p["source"], p["style"], p["finish_reason"], lenient)["failed"]
+
+
+@pytest.mark.parametrize("i", [i for i, p in enumerate(PAIRS) if p["finish_reason"] == "length"])
+def test_truncated_outputs_name_truncation_first(i):
+    assert recorded(i)["failed"][0] == "truncated"
+
+
+@pytest.mark.parametrize("i", [2, 6])  # "Ex. Exe. Exe. Exe. ..." until max_tokens
+def test_repetition_loops(i):
+    v = recorded(i)
+    assert {"repetition", "low_compression"} <= set(v["failed"])
+    assert v[S.F_COMPRESSION_RATIO] < 0.3 and v[S.F_DUP_5GRAM_CHAR_FRAC] > 0.15
+
+
+@pytest.mark.parametrize("i, phrase", [
+    (11, "the text should"),  # "The text should be reworded with no more than one sentence"
+    (12, "i made"),  # "I made adjustments to the original text ..."
+    (16, "original text"),
+    (18, "here is what you"),
+    (10, "rewritten text"),
+    (3, "rewritten version"),
+])  # fmt: skip
+def test_meta_commentary_is_boilerplate(i, phrase):
+    v = recorded(i)
+    assert v["failed"][0] == "boilerplate" and phrase in v[S.F_BOILERPLATE]
+
+
+def test_invented_numbers_and_names():
+    v = recorded(4)  # "... what happened on December 12th, 2023."
+    assert {"2023", "12"} <= set(v[S.F_NOVEL_TERMS]) and "novel_numbers" in v["failed"]
+    v = recorded(13)  # "the first Test title since 2014", "Bretton Leal"
+    assert "2014" in v[S.F_NOVEL_TERMS] and "Bretton" in v[S.F_NOVEL_TERMS]
+    v = recorded(9)  # Raduyev becomes "Raduyshev", plus an invented "Salam Advayeb"
+    assert {"Raduyshev", "Advayeb"} <= set(v[S.F_NOVEL_TERMS])
+    assert "novel_entities" in v["failed"] and v[S.F_NOVEL_ENTITY_RATIO] > 0.35
+    v = recorded(15)  # cricket becomes Australia beating Brazil at soccer
+    assert "Brazil" in v[S.F_NOVEL_TERMS] and v["failed"][0] == "too_short"
+
+
+def test_unfaithful_outputs_share_almost_no_trigrams_with_their_source():
+    stops = [i for i, p in enumerate(PAIRS) if p["finish_reason"] == "stop"]
+    ratios = [recorded(i)[S.F_COPIED_NGRAM_RATIO] for i in stops]
+    assert max(ratios) < 0.2 and sorted(ratios)[-2] < CFG.min_copied_ngram_ratio
+
+
+@pytest.mark.parametrize("rewrite", faithful_rewrites(), ids=lambda r: r["style"])
+def test_faithful_rewrites_pass_every_rule(rewrite):
+    v = judge(rewrite["text"], SOURCES[rewrite["generation"]], rewrite["style"])
+    assert v["failed"] == []
+    assert 0.4 < v[S.F_COPIED_NGRAM_RATIO] < 0.8 and v[S.F_NOVEL_NUMBERS] == 0
+
+
+def test_a_copy_of_the_source_is_not_a_rewrite():
+    source = SOURCES[18]  # ASCII, two paragraphs
+    assert judge(source, source, "wikipedia")["failed"] == ["copied_source"]
+    words = source.split()
+    edited = " ".join("really" if i % 50 == 7 else w for i, w in enumerate(words))  # 2% edits
+    v = judge(edited, source, "wikipedia")
+    assert v["failed"] == ["copied_source"] and v[S.F_COPIED_NGRAM_RATIO] > 0.9
+
+
+def test_refusals_are_dropped_first():
+    v = judge("I'm sorry, but I can't help with rewriting this text.", SOURCES[9], "summary")
+    assert v[S.F_REFUSAL] and v["failed"][0] == "refusal"
+
+
+def test_number_and_entity_extraction():
+    assert numbers("1. In 1996, 2,000 people\n2) paid $5.50.") == {"1996", "2000", "5.50"}
+    assert entities("In 1996 the warlord met Salman Raduyev in Dagestan. He left.") == [
+        "Salman",
+        "Raduyev",
+        "Dagestan",
+    ]
+    # Headings (short, no end mark) and sentence openers are not entities.
+    assert entities("Key Facts\nThe Principality is small. It has Two Co-Princes.") == [
+        "Principality",
+        "Two",
+        "Co-Princes",
+    ]
+    new_numbers, found, new = novel_terms(
+        "Three of the 200 people met the Co-Princes of Andorra in 1278.",
+        "three hundred; 200 people. The Co-Princes of Andorra, formed in A.D. 1278.",
+    )
+    assert new_numbers == [] and found == 2 and new == []
+
+
+def test_compression_ratio_and_copy_ratio_basics():
+    assert compression_ratio("short", 200) is None
+    loop = "the same words again " * 40
+    assert compression_ratio(loop, 200) < 0.1
+    assert copied_ngram_ratio("a b c d", "a b c d", 3) == 1.0
+    assert copied_ngram_ratio("x y z", "a b c", 3) == 0.0
+
+
+def test_score_rewrites_keeps_every_score_as_a_column():
+    rows = []
+    for i in (9, 11):
+        p = PAIRS[i]
+        text = clean_generation(p["text"], p["finish_reason"]).text
+        rows.append(rewrite_row(p["rewrite_id"], p["style"], text, p["source"]))
+    faithful = faithful_rewrites()[0]
+    rows.append(
+        rewrite_row("news/x#knowledge_list", "knowledge_list", faithful["text"], SOURCES[9])
+    )
+    table = score_rewrites(pa.Table.from_pylist(rows, schema=S.REWRITES_SCHEMA), CFG)
+    out = table.to_pylist()
+    assert [r[S.DROP_REASON] for r in out] == ["unfaithful", "boilerplate", None]
+    assert out[1][S.DROP_DETAIL].startswith("f_boilerplate=")
+    assert all(r[S.F_LENGTH_RATIO] > 0 for r in out) and out[2][S.FIDELITY_FAILED] == []
+    assert set(S.FIDELITY_SCHEMA.names) <= set(table.column_names)
