@@ -76,7 +76,9 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    state = torch.load(Path(path) / "state.pt", map_location="cpu", weights_only=False)
+    # weights_only: a checkpoint holds tensors and plain containers only; nothing in it may
+    # run code on load (an attacker with write access to the run directory gains nothing).
+    state = torch.load(Path(path) / "state.pt", map_location="cpu", weights_only=True)
     meta = json.loads((Path(path) / "meta.json").read_text())
     return state, meta
 
