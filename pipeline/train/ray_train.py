@@ -22,7 +22,8 @@ from typing import Any
 
 from pipeline.config import Config, ConfigError
 from pipeline.train.checkpoint import incompatibility, latest_checkpoint
-from pipeline.train.loop import SUMMARY, TrainPlan, train_worker
+from pipeline.train.loop import METRICS, SUMMARY, TrainPlan, train_worker
+from pipeline.train.progress import MetricsTail
 
 log = logging.getLogger("pipeline.train")
 # What the tokenize stage hashes for each tokenizer kind (pipeline/tokenize/tokenizers.py).
@@ -98,7 +99,8 @@ def run_training(plan: TrainPlan) -> dict[str, Any]:
     scaling = plan.train.scaling
     Path(plan.output_dir).mkdir(parents=True, exist_ok=True)
     if scaling.num_workers == 0:
-        return train_worker(plan)
+        with MetricsTail(Path(plan.output_dir) / METRICS, plan.train.max_steps):
+            return train_worker(plan)
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -122,7 +124,8 @@ def run_training(plan: TrainPlan) -> dict[str, Any]:
             worker_runtime_env={"env_vars": _worker_env(plan)},
         ),
     )
-    trainer.fit()
+    with MetricsTail(Path(plan.output_dir) / METRICS, plan.train.max_steps):
+        trainer.fit()
     return json.loads((Path(plan.output_dir) / SUMMARY).read_text())
 
 
