@@ -1,0 +1,161 @@
+"""Driver faults: the job is SIGKILLed at three points and rerun; the result is byte-identical.
+
+The driver (`jobs/run.py`) runs in its own process group with its local Ray; killing the
+group is a machine losing power under the job: no clean-up, no atexit, half-written files.
+Kill points: in the middle of dedup, in the middle of rewrite once some generations are in
+the cache, and in the middle of tokenize. Each rerun of the same run name must skip what
+was finished, reuse the cached generations, and the final shards and manifest must equal,
+byte for byte, those of a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import ROOT, write_jsonl
+
+from pipeline.rewrite.cache import FILE_NAME as CACHE_FILE
+
+pytestmark = pytest.mark.slow
+
+NEWS = ROOT / "data" / "sample" / "news" / "lee_background.parquet"
+STAGES = "[ingest,dedup,rewrite,tokenize]"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    if not NEWS.exists():
+        pytest.skip("sample corpus not built (make data)")
+    rows = pq.read_table(NEWS).to_pylist()[:40]
+    path = tmp_path_factory.mktemp("news") / "news.jsonl"
+    return write_jsonl(path, [{"id": r["id"], "text": r["text"]} for r in rows])
+
+
+def command(corpus: Path, root: Path, name: str, cache: Path) -> list[str]:
+    return [
+        sys.executable,
+        str(ROOT / "jobs" / "run.py"),
+        f"run.name={name}",
+        f"run.output_root={root}",
+        f"run.stages={STAGES}",
+        "run.progress=false",
+        "corpus=jsonl",
+        f"corpus.sources.main.paths=[{corpus}]",
+        "cluster.include_dashboard=false",
+        "rewrite.styles=[summary]",
+        "rewrite.max_docs_per_source=4",
+        "rewrite.max_chunks_per_doc=1",
+        "rewrite.sampling.max_tokens=64",
+        f"rewrite.cache_dir={cache}",
+        f"rewrite.model_cache={ROOT / '.cache' / 'models'}",
+    ]
+
+
+def cached_generations(cache: Path) -> int:
+    db = cache / CACHE_FILE
+    if not db.exists():
+        return 0
+    try:
+        # Not mode=ro: a read-only connection cannot open a database in WAL mode while the
+        # writer holds it (it needs the shared-memory file), and would read as empty.
+        conn = sqlite3.connect(db, timeout=1)
+        try:
+            return conn.execute("SELECT count(*) FROM generations").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def run_until(cmd: list[str], trigger, timeout: float = 900) -> tuple[bool, str]:
+    """Run the job; SIGKILL its whole process group as soon as trigger(log so far) holds.
+    Returns (killed, log)."""
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    log: list[str] = []
+    reader = threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    killed = False
+    while proc.poll() is None and time.monotonic() < deadline:
+        if trigger is not None and trigger("".join(log)):
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.1)
+    if proc.poll() is None and not killed:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the job did not finish in time:\n" + "".join(log)[-3000:])
+    proc.wait()
+    reader.join(timeout=10)
+    text = "".join(log)
+    if not killed:
+        assert proc.returncode == 0, text[-3000:]
+    return killed, text
+
+
+def after(marker: str, seconds: float):
+    """A trigger: `seconds` after `marker` first appears in the log."""
+    seen: list[float] = []
+
+    def trigger(log: str) -> bool:
+        if marker in log and not seen:
+            seen.append(time.monotonic())
+        return bool(seen) and time.monotonic() - seen[0] >= seconds
+
+    return trigger
+
+
+def shard_bytes(run_dir: Path) -> dict[str, bytes]:
+    data = run_dir / "tokenize" / "data"
+    return {p.name: p.read_bytes() for p in sorted(data.iterdir()) if p.is_file()}
+
+
+def test_killed_three_times_then_resumed_gives_identical_shards(corpus, tmp_path):
+    clean_cache, cache = tmp_path / "clean-cache", tmp_path / "cache"
+    run_until(command(corpus, tmp_path, "clean", clean_cache), None)
+
+    cmd = command(corpus, tmp_path, "killed", cache)
+    run_dir = tmp_path / "killed"
+    # 1. in the middle of dedup
+    killed, _ = run_until(cmd, after("dedup: running", 3.0))
+    assert killed and not (run_dir / "dedup" / "_SUCCESS").exists()
+    # 2. in the middle of rewrite, once the first generations are in the cache
+    killed, log = run_until(cmd, lambda log: cached_generations(cache) > 0)
+    assert killed and "ingest: already complete" in log
+    assert (run_dir / "dedup" / "_SUCCESS").exists()
+    assert not (run_dir / "rewrite" / "_SUCCESS").exists()
+    done_before_kill = cached_generations(cache)
+    # 3. in the middle of tokenize
+    killed, log = run_until(cmd, after("tokenize: running", 0.5))
+    assert killed and "dedup: already complete" in log
+    rewrite_stats = json.loads((run_dir / "rewrite" / "stats.json").read_text())
+    hits = rewrite_stats["extra"]["cache_hit_rate"] * rewrite_stats["extra"]["generation_requests"]
+    assert round(hits) >= done_before_kill > 0  # what was generated before the kill is reused
+    # 4. to the end
+    _, log = run_until(cmd, None)
+    assert "rewrite: already complete" in log
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["skipped"] == ["ingest", "dedup", "rewrite"]
+
+    got, want = shard_bytes(run_dir), shard_bytes(tmp_path / "clean")
+    assert "manifest.json" in want and any(n.endswith(".arrow") for n in want)
+    assert got.keys() == want.keys()
+    for name in want:
+        assert got[name] == want[name], f"{name} differs from the uninterrupted run's"
