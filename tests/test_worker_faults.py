@@ -95,3 +95,18 @@ def test_rewrite_survives_a_killed_engine_actor(ray_local, news, tmp_path):
         clean.rows_out,
         clean.dropped,
     )
+
+
+def test_tokenize_survives_a_killed_worker(ray_local, news, tmp_path):
+    config = make_config({"news": SourceConfig(paths=[str(news)])}, stages=("ingest", "tokenize"))
+    config.rewrite.model_cache = str(ROOT / ".cache" / "models")
+    runner.run_pipeline(config, tmp_path / "clean")
+    killer, _ = rerun_with_fault(
+        tmp_path / "clean", tmp_path / "faulty", "tokenize", config, title="", after=0.2
+    )
+    assert killer.killed, "no tokenize worker was busy long enough to be killed"
+    shards = sorted((tmp_path / "clean" / "tokenize" / "data").iterdir())
+    assert any(p.suffix == ".arrow" for p in shards)
+    for path in shards:
+        twin = tmp_path / "faulty" / "tokenize" / "data" / path.name
+        assert twin.read_bytes() == path.read_bytes(), path.name
