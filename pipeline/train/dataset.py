@@ -10,8 +10,18 @@ whatever W is. The last global batch is filled with padding windows (segment -1,
 target) so that all ranks take the same number of steps; nothing is dropped.
 
 The dataset yields whole batches (use `batch_size=None` in a DataLoader, or TokenShardLoader):
-    input_ids (B, S) int64, segment_ids (B, S) int32, position_ids (B, S) int64,
-    epoch, batch (ints), tokens (non-padding tokens in the batch).
+    input_ids   (B, S) int64: the batch's tokens, padding last;
+    cu_seqlens  (n + 1,) int32: document-boundary information, compact. 0 = c_0 < ... < c_n =
+                B * S are the bounds of the batch's sequences in the flattened (B * S) batch
+                (flash-attn's varlen convention): a sequence starts at every document start,
+                every row start and where padding starts, so none spans two rows;
+    tokens      (int): real tokens; flat positions >= tokens are padding (segment -1);
+    epoch, batch (ints).
+Dense per-token boundaries cost more to build than the tokens themselves (12 bytes per token
+against 8), so the loader leaves them to the consumer: `with_dense_boundaries(batch)` adds
+    segment_ids (B, S) int32 (0, 1, ... per document piece in a row, -1 for padding) and
+    position_ids (B, S) int64 (restarting at 0 at each sequence start),
+which the training loop asks for (positions only for document-masked attention).
 
 Mixture weights multiply per (source, kind): a document of source s and kind k occurs
 `source_weights[s] * kind_weights[k]` times per epoch (packing.repeat_counts: 2.0 twice, 0.5
@@ -26,6 +36,7 @@ batches an uninterrupted one would.
                            rank=0, world_size=2, seed=0, source_weights={"wiki": 2.0})
     loader = TokenShardLoader(ds, num_workers=2)
     for batch in loader: ...          # one epoch from the current position
+    dense = with_dense_boundaries(batch)  # + segment_ids, position_ids
     state = loader.state_dict()       # later: ds.load_state_dict(state)
 """
 
@@ -45,8 +56,6 @@ from pipeline.train import packing
 from pipeline.train.reader import SplitTokens, open_split
 
 STATE_VERSION = 1
-# Keys of the state that must match for a resume to mean the same stream of batches.
-_PLAN_KEYS = ("split", "seq_len", "batch_size", "world_size", "seed", "shuffle", "weights")
 
 
 class TokenShardDataset(IterableDataset):
@@ -83,17 +92,20 @@ class TokenShardDataset(IterableDataset):
         # pad (or EOS) keeps decoded samples readable.
         candidates = (pad_id, tokenizer.get("pad_id"), tokenizer.get("eos_id"), 0)
         self.pad_id = int(next(i for i in candidates if i is not None))
-        self.group_weights = _group_weights(
+        self.group_weights = packing.group_weights(
             self._split.groups, source_weights or {}, kind_weights or {}
         )
         self.weights = {"sources": dict(source_weights or {}), "kinds": dict(kind_weights or {})}
         self.epoch, self.batch = 0, 0  # position: next batch to yield
         self._plans: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._layouts: dict[int, packing.EpochLayout] = {}
+        self._chunks = _chunk_table(self._split)
 
     # --- the plan -------------------------------------------------------------------------
     def _tokens(self) -> SplitTokens:
         if self._split is None:  # unpickled in a worker: map the files again (already verified)
             self._split = open_split(self.directory, self.split_name, False, None)
+            self._chunks = _chunk_table(self._split)
         return self._split
 
     def plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,33 +131,45 @@ class TokenShardDataset(IterableDataset):
         windows = packing.num_windows(self.epoch_tokens(epoch), self.seq_len)
         return -(-windows // (self.world_size * self.batch_size))
 
-    def make_batch(self, epoch: int, batch: int) -> dict[str, Any]:
-        """Batch `batch` of this rank in `epoch` (the same on every call).
+    def _layout(self, epoch: int) -> packing.EpochLayout:
+        """The epoch's plan in the form make_batch reads (computed once per epoch, per process)."""
+        if epoch not in self._layouts:
+            split = self._tokens()
+            order, lengths, _ = self.plan(epoch)
+            size = self.batch_size * self.seq_len
+            batches = np.arange(self.batches_per_epoch(epoch), dtype=np.int64)
+            starts = (batches * self.world_size + self.rank) * size
+            self._layouts = {
+                epoch: packing.epoch_layout(
+                    order, lengths, split.doc_chunk, split.doc_offset, starts, size
+                )
+            }
+        return self._layouts[epoch]
 
-        Its windows are consecutive in the stream, so the batch is one stream range: the
-        document pieces in it are copied out of the mapped shards slice by slice (one numpy
-        copy per piece), and the boundary arrays are computed for the range at once.
+    def make_batch(self, epoch: int, batch: int) -> dict[str, Any]:
+        """Batch `batch` of this rank in `epoch` (the same on every call; format above).
+
+        Its windows are consecutive in the stream, so the batch is one stream range: one
+        kernel call (packing.fill_batch) copies each document piece in it out of the mapped
+        shards into the batch's int64 array and writes the sequence bounds.
         """
-        split = self._tokens()
-        order, lengths, ends = self.plan(epoch)
+        layout = self._layout(epoch)  # a fresh worker maps the shards (self._tokens) here
         size = self.batch_size * self.seq_len
-        total = int(ends[-1]) if len(ends) else 0
-        start = min((batch * self.world_size + self.rank) * size, total)
-        stop = min(start + size, total)
-        pieces, begin, end = packing.window_pieces(ends, lengths, start, stop)
-        ids = np.full(size, self.pad_id, dtype=np.int64)
-        if len(pieces):
-            spans = zip(order[pieces].tolist(), begin.tolist(), end.tolist(), strict=True)
-            parts = [split.tokens(doc, lo, hi) for doc, lo, hi in spans]
-            ids[: stop - start] = np.concatenate(parts)
-        segments, positions = packing.batch_boundaries(end - begin, self.batch_size, self.seq_len)
+        start = min((batch * self.world_size + self.rank) * size, layout.total)
+        stop = min(start + size, layout.total)
+        first, last = (
+            (int(layout.first[batch]), int(layout.last[batch])) if stop > start else (0, -1)
+        )
+        ids = np.empty((self.batch_size, self.seq_len), dtype=np.int64)
+        cu_seqlens = np.empty(last - first + self.batch_size + 3, dtype=np.int32)
+        where = (first, last, start, stop, self.pad_id, self.seq_len)
+        n = packing.fill_batch(*self._chunks, layout.table, *where, ids.reshape(-1), cu_seqlens)
         return {
-            "input_ids": torch.from_numpy(ids.reshape(self.batch_size, self.seq_len)),
-            "segment_ids": torch.from_numpy(segments),
-            "position_ids": torch.from_numpy(positions),
+            "input_ids": torch.from_numpy(ids),
+            "cu_seqlens": torch.from_numpy(cu_seqlens[:n]),
+            "tokens": stop - start,
             "epoch": epoch,
             "batch": batch,
-            "tokens": stop - start,
         }
 
     # --- iteration --------------------------------------------------------------------------
@@ -206,8 +230,18 @@ class TokenShardDataset(IterableDataset):
     def __getstate__(self) -> dict[str, Any]:
         # Memory maps do not pickle; a worker maps the (already verified) files itself.
         state = self.__dict__.copy()
-        state["_split"], state["_plans"] = None, {}
+        state.update(_split=None, _chunks=None, _plans={}, _layouts={})
         return state
+
+
+def with_dense_boundaries(batch: dict[str, Any], positions: bool = True) -> dict[str, Any]:
+    """The batch plus dense `segment_ids` and (when asked) `position_ids`, from its cu_seqlens."""
+    windows, seq_len = batch["input_ids"].shape
+    cu_seqlens = batch["cu_seqlens"].numpy()
+    dense = {"segment_ids": packing.dense_segments(cu_seqlens, batch["tokens"], windows, seq_len)}
+    if positions:
+        dense["position_ids"] = packing.dense_positions(cu_seqlens, windows, seq_len)
+    return {**batch, **{key: torch.from_numpy(value) for key, value in dense.items()}}
 
 
 class TokenShardLoader:
@@ -253,21 +287,12 @@ class TokenShardLoader:
         self.dataset.load_state_dict(state)
 
 
-def _group_weights(
-    groups: list[tuple[str, str]], sources: dict[str, float], kinds: dict[str, float]
-) -> np.ndarray:
-    """Weight of each (source, kind) group; a name absent from the shards is a typo: refuse it."""
-    known_sources = sorted({s for s, _ in groups})
-    known_kinds = sorted({k for _, k in groups})
-    unknown = [f"source {s!r}" for s in sources if s not in known_sources] + [
-        f"kind {k!r}" for k in kinds if k not in known_kinds
-    ]
-    if unknown:
-        raise ValueError(
-            f"mixture weights name {', '.join(unknown)}, absent from the shards "
-            f"(sources {known_sources}, kinds {known_kinds})"
-        )
-    weights = [float(sources.get(s, 1.0)) * float(kinds.get(k, 1.0)) for s, k in groups]
-    if any(w < 0 for w in weights):
-        raise ValueError(f"mixture weights must be >= 0: {sources} {kinds}")
-    return np.asarray(weights, dtype=np.float64)
+def _chunk_table(split: SplitTokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """packing.fill_batch's view of the mapped token arrays (addresses, sizes, dtype); `split`
+    keeps the arrays, hence the addresses, alive."""
+    values = split.values
+    return (
+        np.array([v.__array_interface__["data"][0] for v in values], dtype=np.int64),
+        np.array([len(v) for v in values], dtype=np.int64),
+        np.zeros(0, dtype=split.manifest["token_dtype"]),
+    )

@@ -30,7 +30,7 @@ from pipeline.io.atomic import atomic_write_text
 from pipeline.train import checkpoint as C
 from pipeline.train import model as M
 from pipeline.train.config import TrainConfig
-from pipeline.train.dataset import TokenShardDataset, TokenShardLoader
+from pipeline.train.dataset import TokenShardDataset, TokenShardLoader, with_dense_boundaries
 from pipeline.train.metrics import MetricsLog
 from pipeline.train.packing import PAD_SEGMENT
 
@@ -142,9 +142,16 @@ def train_worker(plan: TrainPlan) -> dict[str, Any]:
         step, history = C.restore(latest, meta, model, optimizer, scheduler, loader)
     log = MetricsLog(out / METRICS, enabled=ranks.rank == 0, after_step=step)
 
+    # The loader ships compact boundaries (cu_seqlens); labels need dense segments, and
+    # document-masked attention the restarting positions.
+    positions = data.attention == "document"
+
+    def dense(batch: dict[str, Any]) -> dict[str, Any]:
+        return with_dense_boundaries(batch, positions=positions)
+
     def evaluate() -> float | None:
         heldout.epoch, heldout.batch = 0, 0
-        batches = itertools.islice(heldout, cfg.eval_batches)
+        batches = map(dense, itertools.islice(heldout, cfg.eval_batches))
         loss, tokens = M.heldout_loss_sum(model, batches, data.attention, device)
         loss, tokens = ranks.sum(loss, tokens)
         return loss / tokens if tokens else None
@@ -158,7 +165,8 @@ def train_worker(plan: TrainPlan) -> dict[str, Any]:
     while step < stop:
         t0, cpu0 = time.perf_counter(), time.process_time()
         micro = [
-            M.prepare_batch(next(batches), device, data.attention) for _ in range(cfg.grad_accum)
+            M.prepare_batch(dense(next(batches)), device, data.attention)
+            for _ in range(cfg.grad_accum)
         ]
         local_targets = sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro)
         (global_targets,) = ranks.sum(local_targets)

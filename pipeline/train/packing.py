@@ -1,4 +1,4 @@
-"""Packing documents into fixed-length samples: pure numpy, no torch, no files.
+"""Packing documents into fixed-length samples: numpy and one numba kernel; no torch, no files.
 
 An epoch is a sequence of document occurrences (mixture repeats, then a seeded shuffle). Their
 tokens, concatenated in that order, form the epoch's token stream; sample i is the window
@@ -7,19 +7,35 @@ occurrence is an input exactly once per epoch; the last window is padded. Labels
 inputs themselves (the loss shifts by one inside a window), so the first token of each window
 is never a target: 1 in seq_len tokens (0.4% at 256).
 
-Document boundaries travel with each sample as `segment_ids` (0, 1, ... per document piece in
+Document boundaries travel with each batch in compact form: `cu_seqlens`, the cumulative
+boundaries of its sequences in the flattened (windows * seq_len) batch, flash-attn's varlen
+convention. A sequence is a maximal run of tokens inside one document piece and one window, or
+the padding of one window; with the count of real tokens (padding is always the batch's tail)
+that is all the boundary information there is. `segment_ids` (0, 1, ... per document piece in
 the window; -1 for padding) and `position_ids` (restarting at 0 where a document starts and at
-the window start), from which attention can be confined to each document.
+the window start) are derived from it when a consumer needs them dense, e.g. to confine
+attention to each document.
 
     counts = repeat_counts(groups, np.array([1.0, 0.5]), rng)  # group 0 once, group 1 half
     order = epoch_order(counts, rng, shuffle=True)             # document occurrences
     ends = np.cumsum(lengths[order])
     docs, begin, end = window_pieces(ends, lengths[order], start=0, stop=256)
+    cu = sequence_bounds(end - begin, windows=1, seq_len=256)
+    segments = dense_segments(cu, tokens=int((end - begin).sum()), windows=1, seq_len=256)
+
+A loader builds a whole batch with one `fill_batch` call over the epoch's `epoch_layout`: the
+same tokens and bounds as window_pieces + sequence_bounds, without Python work per document.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numba
 import numpy as np
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 PAD_SEGMENT = -1  # segment id of padding tokens
 IGNORE_INDEX = -100  # label value the cross-entropy skips (torch's default ignore_index)
@@ -50,6 +66,26 @@ def repeat_counts(groups: np.ndarray, weights: np.ndarray, rng: np.random.Genera
         extra = round(extra_share * len(members))
         counts[members[rng.permutation(len(members))[:extra]]] += 1
     return counts
+
+
+def group_weights(
+    groups: list[tuple[str, str]], sources: dict[str, float], kinds: dict[str, float]
+) -> np.ndarray:
+    """Weight of each (source, kind) group; a name absent from the shards is a typo: refuse it."""
+    known_sources = sorted({s for s, _ in groups})
+    known_kinds = sorted({k for _, k in groups})
+    unknown = [f"source {s!r}" for s in sources if s not in known_sources] + [
+        f"kind {k!r}" for k in kinds if k not in known_kinds
+    ]
+    if unknown:
+        raise ValueError(
+            f"mixture weights name {', '.join(unknown)}, absent from the shards "
+            f"(sources {known_sources}, kinds {known_kinds})"
+        )
+    weights = [float(sources.get(s, 1.0)) * float(kinds.get(k, 1.0)) for s, k in groups]
+    if any(w < 0 for w in weights):
+        raise ValueError(f"mixture weights must be >= 0: {sources} {kinds}")
+    return np.asarray(weights, dtype=np.float64)
 
 
 def epoch_order(counts: np.ndarray, rng: np.random.Generator, shuffle: bool) -> np.ndarray:
@@ -85,35 +121,148 @@ def window_pieces(
     return idx[keep], begin[keep], end[keep]
 
 
-def batch_boundaries(
-    piece_lengths: np.ndarray, windows: int, seq_len: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """segment_ids and position_ids, shaped (windows, seq_len), of consecutive windows of the
-    stream whose document pieces (in stream order, not cut at window edges) have these lengths.
+@dataclass
+class EpochLayout:
+    """An epoch's plan as a batch builder reads it (TokenShardDataset.make_batch)."""
 
-    Segments count 0, 1, ... per document piece within each window; positions restart at 0
-    where a document starts and at each window start. Padding after the pieces gets segment -1
-    and positions counting from 0 again, so a model that splits sequences on position resets
-    keeps it apart from the last document.
+    table: np.ndarray  # (occurrences, 4) int64: stream start, stream end, chunk, shift
+    total: int  # tokens in the epoch's stream
+    first: np.ndarray  # per batch: its first row of `table`
+    last: np.ndarray  # and its last
+
+
+def epoch_layout(
+    order: np.ndarray,
+    lengths: np.ndarray,
+    doc_chunk: np.ndarray,
+    doc_offset: np.ndarray,
+    batch_starts: np.ndarray,
+    batch_tokens: int,
+) -> EpochLayout:
+    """One row per non-empty occurrence (empty documents take no room: no piece, no sequence):
+    its span [start, end) in the stream, the values array (`chunk`) that holds the document,
+    and `shift`, which maps a stream position to an index into that array (the document
+    starts at `doc_offset` there). Batches start at `batch_starts` and hold `batch_tokens`
+    (clipped to the stream); `first`/`last` are the rows each one touches."""
+    keep = lengths > 0
+    occurrences, lengths = order[keep], lengths[keep]
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    table = np.empty((len(ends), 4), dtype=np.int64)
+    table[:, 0], table[:, 1], table[:, 2] = starts, ends, doc_chunk[occurrences]
+    np.subtract(doc_offset[occurrences], starts, out=table[:, 3])
+    total = int(ends[-1]) if len(ends) else 0
+    begin = np.minimum(batch_starts, total)
+    bounds = np.searchsorted(
+        ends, np.concatenate([begin, np.minimum(begin + batch_tokens, total) - 1]), side="right"
+    )
+    return EpochLayout(table, total, bounds[: len(begin)], bounds[len(begin) :])
+
+
+@intrinsic
+def _void_pointer(typingctx, address):
+    """An integer address as a void* (numba.carray needs a pointer)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(address), codegen
+
+
+@njit(cache=True, inline="always")
+def _add_bound(cu, n, next_row, bound, seq_len):
+    """Append `bound` to cu after the row starts below it (each bound once); new (n, next_row)."""
+    while next_row < bound:
+        cu[n] = next_row
+        n, next_row = n + 1, next_row + seq_len
+    if next_row == bound:
+        next_row += seq_len
+    cu[n] = bound
+    return n + 1, next_row
+
+
+@njit(cache=True, nogil=True)
+def fill_batch(addresses, sizes, like, table, first, last, start, stop, pad_id, seq_len, ids, cu):
+    """Copy the stream range [start, stop) into `ids` (flat, int64, padded with pad_id) and
+    write its cu_seqlens into `cu` (room for last - first + rows + 3); return their count.
+    Rows first..last of the epoch's layout `table` are the documents the range touches.
+
+    The token arrays are passed as addresses and sizes (chunk c is `sizes[c]` values of
+    `like.dtype` at `addresses[c]`): a list of arrays costs per call, this does not. The caller
+    keeps the arrays alive. numba does not check indices, so this checks every read and the
+    room in `ids` and `cu` itself: a bad argument raises instead of touching other memory.
     """
+    size = ids.shape[0]
+    rows = -(-size // seq_len)
+    if first < 0 or last >= table.shape[0] or not 0 <= stop - start <= size:
+        raise IndexError("fill_batch: rows or range outside the table or the batch")
+    if cu.shape[0] < last - first + rows + 3:
+        raise IndexError("fill_batch: cu has no room for every bound")
+    n, next_row = 0, 0
+    for row in range(first, last + 1):
+        chunk, shift = table[row, 2], table[row, 3]
+        lo, hi = max(table[row, 0], start), min(table[row, 1], stop)
+        if not 0 <= chunk < sizes.shape[0] or shift + lo < 0 or shift + hi > sizes[chunk]:
+            raise IndexError("fill_batch: a document's span lies outside its token array")
+        tokens = numba.carray(_void_pointer(addresses[chunk]), sizes[chunk], like.dtype)
+        ids[lo - start : hi - start] = tokens[shift + lo : shift + hi]
+        n, next_row = _add_bound(cu, n, next_row, lo - start, seq_len)
+    used = stop - start
+    ids[used:] = pad_id
+    if used < size:
+        n, next_row = _add_bound(cu, n, next_row, used, seq_len)
+    while next_row < size:
+        cu[n] = next_row
+        n, next_row = n + 1, next_row + seq_len
+    cu[n] = size
+    return n + 1
+
+
+def sequence_bounds(piece_lengths: np.ndarray, windows: int, seq_len: int) -> np.ndarray:
+    """cu_seqlens (int32) of consecutive windows of the stream whose document pieces (in stream
+    order, not cut at window edges) have these lengths: 0, every start of a sequence (a piece
+    start, a window start, the padding start), then windows * seq_len. The reference for the
+    loader's own per-batch computation (TokenShardDataset.make_batch)."""
     total = windows * seq_len
     piece_lengths = np.asarray(piece_lengths, dtype=np.int64)
     used = int(piece_lengths.sum())
     if used > total:
         raise ValueError(f"pieces hold {used} tokens, more than {windows} x {seq_len}")
-    # Runs: maximal spans inside one piece and one window (and the padding). Work per run,
-    # then one np.repeat per output: the per-token cost is a few memory passes.
     piece_starts = np.cumsum(piece_lengths) - piece_lengths
     run_starts = np.union1d(piece_starts[piece_starts < used], np.arange(0, total, seq_len))
     if used < total:
         run_starts = np.union1d(run_starts, [used])
-    run_lengths = np.diff(np.append(run_starts, total))
-    positions = np.arange(total, dtype=np.int64) - np.repeat(run_starts, run_lengths)
-    run_window = run_starts // seq_len
-    run_segment = np.arange(len(run_starts)) - np.searchsorted(run_window, run_window)
-    run_segment[run_starts >= used] = PAD_SEGMENT
-    segments = np.repeat(run_segment.astype(np.int32), run_lengths)
-    return segments.reshape(windows, seq_len), positions.reshape(windows, seq_len)
+    return np.append(run_starts, total).astype(np.int32)
+
+
+def dense_positions(cu_seqlens: np.ndarray, windows: int, seq_len: int) -> np.ndarray:
+    """position_ids (windows, seq_len) int64: 0, 1, ... from each sequence start (padding too,
+    so a model that splits sequences on position resets keeps it apart from the last
+    document). Per-run work, then one np.repeat: a few memory passes per token."""
+    cu = np.asarray(cu_seqlens, dtype=np.int64)
+    starts = np.repeat(cu[:-1], np.diff(cu))
+    return (np.arange(windows * seq_len, dtype=np.int64) - starts).reshape(windows, seq_len)
+
+
+def dense_segments(cu_seqlens: np.ndarray, tokens: int, windows: int, seq_len: int) -> np.ndarray:
+    """segment_ids (windows, seq_len) int32: 0, 1, ... per sequence within each window, -1
+    (PAD_SEGMENT) for the padding, which starts at flat index `tokens`."""
+    cu = np.asarray(cu_seqlens, dtype=np.int64)
+    starts = cu[:-1]
+    window = starts // seq_len
+    segment = np.arange(len(starts)) - np.searchsorted(window, window)
+    segment[starts >= tokens] = PAD_SEGMENT
+    return np.repeat(segment.astype(np.int32), np.diff(cu)).reshape(windows, seq_len)
+
+
+def batch_boundaries(
+    piece_lengths: np.ndarray, windows: int, seq_len: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dense (segment_ids, position_ids) of windows holding these document pieces (see
+    sequence_bounds, dense_segments, dense_positions)."""
+    cu = sequence_bounds(piece_lengths, windows, seq_len)
+    used = int(np.asarray(piece_lengths, dtype=np.int64).sum())
+    return dense_segments(cu, used, windows, seq_len), dense_positions(cu, windows, seq_len)
 
 
 def target_labels(

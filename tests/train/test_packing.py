@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -121,3 +122,91 @@ def test_epoch_plan_is_deterministic_and_differs_by_epoch():
     assert a.tolist() == b.tolist()
     assert a.tolist() != c.tolist()
     assert sorted(a.tolist()) == list(range(50))
+
+
+def _chunk_table(chunks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    addresses = np.array([c.__array_interface__["data"][0] for c in chunks], dtype=np.int64)
+    sizes = np.array([len(c) for c in chunks], dtype=np.int64)
+    return addresses, sizes, np.zeros(0, dtype=chunks[0].dtype)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 30), min_size=1, max_size=25),
+    chunk_count=st.integers(1, 4),
+    seq_len=st.integers(1, 9),
+    batch_size=st.integers(1, 4),
+    world_size=st.integers(1, 3),
+    wide=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_fill_batch_equals_window_pieces_and_sequence_bounds(
+    lengths, chunk_count, seq_len, batch_size, world_size, wide, seed
+):
+    rng = np.random.default_rng(seed)
+    dtype = np.uint32 if wide else np.uint16
+    # Documents spread over several token arrays, with gaps between them.
+    doc_chunk = rng.integers(0, chunk_count, size=len(lengths))
+    doc_offset = np.zeros(len(lengths), dtype=np.int64)
+    parts: list[list[np.ndarray]] = [[] for _ in range(chunk_count)]
+    used = [0] * chunk_count
+    docs = []
+    for d, n in enumerate(lengths):
+        c = int(doc_chunk[d])
+        gap = rng.integers(0, 2**16 - 1, size=int(rng.integers(0, 3)), dtype=dtype)
+        doc = rng.integers(0, 2**16 - 1, size=n, dtype=dtype) + (70000 if wide else 0)
+        parts[c] += [gap, doc.astype(dtype)]
+        doc_offset[d] = used[c] + len(gap)
+        used[c] += len(gap) + n
+        docs.append(doc.astype(dtype))
+    chunks = [np.concatenate([*p, np.zeros(1, dtype)]) for p in parts]
+    order = packing.epoch_order(np.ones(len(lengths), dtype=np.int64), rng, shuffle=True)
+    ordered = np.array(lengths, dtype=np.int64)[order]
+    ends = np.cumsum(ordered)
+    size = batch_size * seq_len
+    per_rank = -(-packing.num_windows(int(ends[-1]), seq_len) // (world_size * batch_size))
+    for rank in range(world_size):
+        starts = (np.arange(per_rank, dtype=np.int64) * world_size + rank) * size
+        layout = packing.epoch_layout(
+            order, ordered, doc_chunk.astype(np.int32), doc_offset, starts, size
+        )
+        for b in range(per_rank):
+            start = min(int(starts[b]), layout.total)
+            stop = min(start + size, layout.total)
+            first, last = (int(layout.first[b]), int(layout.last[b])) if stop > start else (0, -1)
+            ids = np.empty(size, dtype=np.int64)
+            cu = np.empty(last - first + batch_size + 3, dtype=np.int32)
+            n = packing.fill_batch(
+                *_chunk_table(chunks), layout.table, first, last, start, stop, 7, seq_len, ids, cu
+            )
+            pieces, begin, end = packing.window_pieces(ends, ordered, start, stop)
+            want = [
+                int(t)
+                for i, lo, hi in zip(pieces, begin, end, strict=True)
+                for t in docs[order[i]][lo:hi]
+            ]
+            assert ids.tolist() == want + [7] * (size - len(want))
+            assert (
+                cu[:n].tolist()
+                == packing.sequence_bounds(end - begin, batch_size, seq_len).tolist()
+            )
+
+
+def test_fill_batch_refuses_what_would_read_or_write_out_of_bounds():
+    chunks = _chunk_table([np.arange(10, dtype=np.uint16)])
+    table = np.array([[0, 8, 0, 5]], dtype=np.int64)  # 5 + 8 > 10 values
+    ids, cu = np.empty(8, dtype=np.int64), np.empty(4, dtype=np.int32)
+    with pytest.raises(IndexError, match="outside its token array"):
+        packing.fill_batch(*chunks, table, 0, 0, 0, 8, 0, 8, ids, cu)
+    table[0, 3] = 2  # 2 + 8 <= 10: fine
+    assert packing.fill_batch(*chunks, table, 0, 0, 0, 8, 0, 8, ids, cu) == 2
+    assert ids.tolist() == list(range(2, 10)) and cu[:2].tolist() == [0, 8]
+    with pytest.raises(IndexError, match="no room"):
+        packing.fill_batch(*chunks, table, 0, 0, 0, 8, 0, 8, ids, cu[:3])
+    with pytest.raises(IndexError, match="outside the table"):
+        packing.fill_batch(*chunks, table, 0, 1, 0, 8, 0, 8, ids, np.empty(9, dtype=np.int32))
+    with pytest.raises(IndexError, match="outside the table"):
+        packing.fill_batch(*chunks, table, 0, 0, 0, 9, 0, 8, ids, cu)  # 9 tokens, room for 8
+    table[0, 2] = 1  # no chunk 1
+    with pytest.raises(IndexError, match="outside its token array"):
+        packing.fill_batch(*chunks, table, 0, 0, 0, 8, 0, 8, ids, cu)

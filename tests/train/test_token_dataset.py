@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from train_shards import BOS, TOKENIZER_SHA256, make_docs, split_documents, write_shard_dir
 
 from pipeline.tokenize.manifest import ManifestError
-from pipeline.train.dataset import TokenShardDataset, TokenShardLoader
+from pipeline.train import packing
+from pipeline.train.dataset import TokenShardDataset, TokenShardLoader, with_dense_boundaries
 from pipeline.train.packing import PAD_SEGMENT
 
 SEQ_LEN, BATCH = 16, 3
@@ -35,8 +37,8 @@ def _global_stream(batches_by_rank: dict[int, list[dict]], world_size: int) -> l
         for batch in batches:
             for i in range(BATCH):
                 index = (batch["batch"] * world_size + rank) * BATCH + i
-                real = batch["segment_ids"][i] != PAD_SEGMENT
-                windows[index] = batch["input_ids"][i][real].tolist()
+                real = batch["tokens"] - i * SEQ_LEN  # padding is the batch's tail
+                windows[index] = batch["input_ids"][i][: max(real, 0)].tolist()
     return [t for index in sorted(windows) for t in windows[index]]
 
 
@@ -56,9 +58,68 @@ def test_every_token_once_per_epoch_across_2_ranks_x_2_workers(shard_dir):
     assert streams[0] != streams[1]  # each epoch has its own order
 
 
-def test_segments_and_positions_follow_documents(shard_dir):
+def _reference_batch(ds: TokenShardDataset, epoch: int, batch: int) -> tuple[list, list, int]:
+    """The batch built the plain way: window_pieces over its stream range, one piece at a time."""
+    order, lengths, ends = ds.plan(epoch)
+    size = ds.batch_size * ds.seq_len
+    total = int(ends[-1]) if len(ends) else 0
+    start = min((batch * ds.world_size + ds.rank) * size, total)
+    stop = min(start + size, total)
+    pieces, begin, end = packing.window_pieces(ends, lengths, start, stop)
+    split = ds._tokens()
+    ids = [
+        t for i, b, e in zip(pieces, begin, end, strict=True) for t in split.tokens(order[i], b, e)
+    ]
+    ids += [ds.pad_id] * (size - len(ids))
+    bounds = packing.sequence_bounds(end - begin, ds.batch_size, ds.seq_len)
+    return ids, bounds.tolist(), stop - start
+
+
+@pytest.mark.parametrize(
+    ("seq_len", "batch_size", "rank", "world_size", "vocab"),
+    [
+        (16, 3, 0, 1, 300),
+        (5, 2, 1, 2, 300),
+        (7, 4, 2, 3, 300),
+        (64, 1, 0, 1, 300),
+        (1, 5, 0, 2, 300),
+        (9, 3, 1, 2, 70_000),  # uint32 tokens
+    ],
+)
+def test_batches_equal_the_plain_construction(
+    tmp_path, seq_len, batch_size, rank, world_size, vocab
+):
+    # Empty documents among them (they take no room), shards of 5 documents (several arrays).
+    docs = make_docs(30, seed=5, vocab_size=vocab)
+    for i in (0, 7, 8, 29):
+        docs[i]["tokens"] = []
+    heldout = make_docs(2, seed=1, vocab_size=vocab)
+    directory = write_shard_dir(tmp_path / "shards", docs, heldout, vocab, docs_per_shard=5)
+    ds = TokenShardDataset(
+        directory,
+        seq_len,
+        batch_size,
+        rank=rank,
+        world_size=world_size,
+        seed=4,
+        source_weights={"web": 1.5},
+    )
+    assert ds._tokens().values[0].dtype == (np.uint32 if vocab > 2**16 else np.uint16)
+    for epoch in (0, 1):
+        for index in range(ds.batches_per_epoch(epoch)):
+            batch = ds.make_batch(epoch, index)
+            ids, bounds, tokens = _reference_batch(ds, epoch, index)
+            assert batch["input_ids"].dtype == torch.int64
+            assert batch["input_ids"].reshape(-1).tolist() == ids
+            assert batch["cu_seqlens"].dtype == torch.int32
+            assert batch["cu_seqlens"].tolist() == bounds
+            assert batch["tokens"] == tokens
+
+
+def test_dense_boundaries_follow_documents(shard_dir):
     directory, _ = shard_dir
-    for batch in _dataset(directory):
+    for raw in _dataset(directory):
+        batch = with_dense_boundaries(raw)
         ids, segments, positions = batch["input_ids"], batch["segment_ids"], batch["position_ids"]
         starts = np.zeros(ids.shape, dtype=bool)
         starts[:, 1:] = (segments[:, 1:] != segments[:, :-1]).numpy()
@@ -67,6 +128,9 @@ def test_segments_and_positions_follow_documents(shard_dir):
         assert (ids.numpy()[real_starts] == BOS).all()
         assert (positions.numpy()[starts] == 0).all() and (positions[:, 0] == 0).all()
         assert batch["tokens"] == int((segments != PAD_SEGMENT).sum())
+        without_positions = with_dense_boundaries(raw, positions=False)
+        assert "position_ids" not in without_positions
+        assert without_positions["segment_ids"].equal(segments)
 
 
 @pytest.mark.parametrize("stop_after", [1, 4, 7])
@@ -90,7 +154,7 @@ def test_resume_yields_the_batches_of_an_uninterrupted_run(shard_dir, stop_after
         got.extend(resumed)
     assert [(b["epoch"], b["batch"]) for b in got] == [(b["epoch"], b["batch"]) for b in expected]
     for a, b in zip(got, expected, strict=True):
-        assert a["input_ids"].equal(b["input_ids"]) and a["segment_ids"].equal(b["segment_ids"])
+        assert a["input_ids"].equal(b["input_ids"]) and a["cu_seqlens"].equal(b["cu_seqlens"])
 
 
 def test_resume_refuses_a_different_plan(shard_dir):
