@@ -13,6 +13,7 @@ jobs/train_quality_classifier.py trains one from labelled JSONL and reports held
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import tempfile
 from collections.abc import Iterable
@@ -23,6 +24,8 @@ from typing import Any
 
 _LABEL_PREFIX = "__label__"
 _SPACE = re.compile(r"\s+")
+
+log = logging.getLogger(__name__)
 
 
 def fasttext_line(text: str) -> str:
@@ -88,17 +91,30 @@ def train_classifier(
             f.write(f"{_LABEL_PREFIX}{label} {fasttext_line(row['text'])}\n")
         train_file = f.name
     try:
-        model = fasttext.train_supervised(
-            input=train_file,
-            epoch=epoch,
-            lr=lr,
-            wordNgrams=word_ngrams,
-            dim=dim,
-            minCount=1,
-            thread=1,
-            seed=seed,
-            verbose=0,
-        )
+        # fastText's SGD occasionally diverges ("Encountered NaN"), seen once in a CI run that
+        # passes on rerun: train again at half the rate, twice at most, before giving up.
+        for attempt in range(3):
+            try:
+                model = fasttext.train_supervised(
+                    input=train_file,
+                    epoch=epoch,
+                    lr=lr / 2**attempt,
+                    wordNgrams=word_ngrams,
+                    dim=dim,
+                    minCount=1,
+                    thread=1,
+                    seed=seed,
+                    verbose=0,
+                )
+                break
+            except RuntimeError as e:
+                if "NaN" not in str(e) or attempt == 2:
+                    raise
+                log.warning(
+                    "fastText diverged at lr %g; retrying at %g",
+                    lr / 2**attempt,
+                    lr / 2 ** (attempt + 1),
+                )
     finally:
         Path(train_file).unlink(missing_ok=True)
     out_path = Path(out_path)

@@ -95,3 +95,21 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
     )
     assert JOB.main(["--data", str(one), "--out", str(tmp_path / "m.bin")]) == 2
     assert "at least two labels" in capsys.readouterr().err
+
+
+def test_a_diverging_run_is_retried_at_half_the_rate(tmp_path, monkeypatch):
+    import fasttext
+
+    from pipeline.quality.classifier import train_classifier
+
+    real, rates = fasttext.train_supervised, []
+
+    def flaky(**kwargs):
+        rates.append(kwargs["lr"])
+        if len(rates) == 1:
+            raise RuntimeError("Encountered NaN.")
+        return real(**kwargs)
+
+    monkeypatch.setattr(fasttext, "train_supervised", flaky)
+    train_classifier(labelled_rows()[:200], tmp_path / "m.bin", lr=0.5, epoch=2)
+    assert rates == [0.5, 0.25] and (tmp_path / "m.bin").exists()
