@@ -33,6 +33,7 @@ from pipeline.ray_ops import (
     cogroup,
     count_non_null,
     count_rows,
+    engine_actor_args,
     parquet_parts,
     read_parts,
     shuffle_partitions,
@@ -149,10 +150,7 @@ class FidelityStage(Stage):
             fn_constructor_kwargs={"config": self.config, "model_cache": str(model_cache)},
             batch_size=self.config.fidelity.judge.batch_rows,
             batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=model.num_actors),
-            num_cpus=model.num_cpus_per_actor,
-            num_gpus=model.num_gpus_per_actor,
-            runtime_env={"env_vars": {k: str(v) for k, v in model.env.items()}},
+            **engine_actor_args(model),
         )
 
     def _pairs(self, scored: ray.data.Dataset, work: Path):

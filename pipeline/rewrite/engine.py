@@ -14,12 +14,16 @@ model config (`model.engine`), and `model.env` is set before vLLM is imported.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.config import ModelConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -101,10 +105,20 @@ class VLLMEngine:
         params = [
             SamplingParams(**{**sampling, "seed": request_seed(base_seed, p)}) for p in prompts
         ]
+        started = time.perf_counter()
         try:
             outputs = self.llm.generate(prompts, params, use_tqdm=False)
         except ValueError as e:  # vLLM's input validation: prompt too long, bad parameters
             raise PromptRejected(str(e)) from e
+        seconds = time.perf_counter() - started
+        generated = sum(len(out.outputs[0].token_ids) for out in outputs)
+        log.info(
+            "generated %d tokens for %d requests in %.1f s (%.0f tokens/s)",
+            generated,
+            len(prompts),
+            seconds,
+            generated / max(seconds, 1e-9),
+        )
         return [
             Generation(
                 text=out.outputs[0].text,

@@ -25,7 +25,7 @@ import ray
 from pipeline import schema as S
 from pipeline.config import Config
 from pipeline.io.sink import AccountingSink
-from pipeline.ray_ops import parquet_parts, read_parts, sum_column
+from pipeline.ray_ops import engine_actor_args, parquet_parts, read_parts, sum_column
 from pipeline.stage import DOCS, REWRITES, RunContext, Stage
 from pipeline.stats import StageStats
 
@@ -137,10 +137,7 @@ class RewriteStage(Stage):
                 },
                 batch_size=cfg.batch_docs,
                 batch_format="pyarrow",
-                compute=ray.data.ActorPoolStrategy(size=model.num_actors),
-                num_cpus=model.num_cpus_per_actor,
-                num_gpus=model.num_gpus_per_actor,
-                runtime_env={"env_vars": {k: str(v) for k, v in model.env.items()}},
+                **engine_actor_args(model),
                 max_restarts=cfg.max_engine_restarts,
                 max_task_retries=cfg.max_engine_restarts,
             )
