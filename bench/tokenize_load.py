@@ -4,14 +4,18 @@
     python bench/tokenize_load.py --json out.json
 
 1. Tokenize. The `tokenize` stage on `--copies` (8) copies of the bundled sample's
-   documents (ingest runs first, untimed; 8 copies are about 40 MB and 10M tokens, enough
-   that Ray's fixed cost per execution, about a second here, does not decide the ratio)
-   against bare `encode_batch` of the same tokenizer (`load_tokenizer`, the stage's own
-   wrapper: BOS/EOS added) on the same texts, in batches of `tokenizer.batch_rows`, in this
-   one process. Both count the same tokens. The stage figure
-   is its whole wall time (reading the documents, planning the split and mixture, encoding
-   on Ray workers, writing the shards and the manifest); its encode step alone is shown too.
-   Goal: stage >= 0.8x bare.
+   documents (about 40 MB and 10M tokens) against bare `encode_batch` of the same tokenizer
+   (`load_tokenizer`, the stage's own wrapper: BOS/EOS added) on the same texts, in batches
+   of `tokenizer.batch_rows`, in this one process (the tokenizer's threads on every core).
+   Both count the same tokens. The stage figure is its whole wall time (reading the
+   documents, planning the split and mixture, encoding on Ray workers, writing the shards
+   and the manifest) in a Ray session where ingest has just run, untimed, as in a pipeline
+   run; its encode step alone is shown too, and in the JSON the stage as the first Ray work
+   of a fresh session (`fresh_session_*`), which also pays Ray Data's lazy start-up. Ray
+   workers run at the baseline's priority (RAY_worker_niceness=0, not Ray's default 15).
+   A pass of either side takes seconds, so one timing is at the mercy of the machine's other
+   work: the two sides alternate `--repeats` (3) times and the medians are compared (every
+   pass is in the JSON; every stage pass must write the same bytes). Goal: stage >= 0.8x bare.
 2. Load. `TokenShardDataset` iterating the training split as packed batches (seq_len 1024,
    batch 8, shuffled, one process) against a numpy memmap of the same token bytes copied
    window by window into the same int64 tensors (the cheapest possible reader of those
@@ -71,14 +75,21 @@ def copied_corpus(copies: int, work: Path) -> Path:
     return path
 
 
-def bench_tokenize(work: Path, copies: int) -> dict:
+def bench_tokenize(work: Path, copies: int, repeats: int = 3) -> dict:
+    import shutil
+
     import pyarrow.parquet as pq
 
     from pipeline import schema as S
+    from pipeline.cluster import ray_session
     from pipeline.runner import run_pipeline
     from pipeline.tokenize.resolve import resolve_spec
     from pipeline.tokenize.tokenizers import load_tokenizer
 
+    # Ray starts its workers at nice 15 (RAY_worker_niceness), below this process, where the
+    # bare baseline runs: on a machine shared with other work that measures the scheduler,
+    # not the stage. The same priority for both.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     corpus = copied_corpus(copies, work)
     config = compose(
         [
@@ -90,22 +101,52 @@ def bench_tokenize(work: Path, copies: int) -> dict:
         ]
     )
     work = work / "run"
-    config.run.stages = ["ingest"]
-    run_pipeline(config, work)
-    config.run.stages = ["ingest", "tokenize"]
-    stats = run_pipeline(config, work).stages[-1]
-
-    texts = pq.read_table(work / "ingest" / "data", columns=[S.TEXT])[S.TEXT].to_pylist()
+    data = work / "tokenize" / "data"
     spec = resolve_spec(config.tokenizer, config.model, Path(config.rewrite.model_cache))
     tokenizer = load_tokenizer(spec)
     rows = config.tokenizer.batch_rows
-    started = time.perf_counter()
-    bare_tokens = sum(
-        len(ids)
-        for i in range(0, len(texts), rows)
-        for ids in tokenizer.encode_batch(texts[i : i + rows])
-    )
-    bare_s = time.perf_counter() - started
+
+    def bare_pass(texts: list[str]) -> tuple[int, float]:
+        started = time.perf_counter()
+        n = sum(
+            len(ids)
+            for i in range(0, len(texts), rows)
+            for ids in tokenizer.encode_batch(texts[i : i + rows])
+        )
+        return n, time.perf_counter() - started
+
+    def stage_pass():
+        shutil.rmtree(work / "tokenize", ignore_errors=True)
+        stats = run_pipeline(config, work).stages[-1]
+        return stats, {p.name: p.read_bytes() for p in sorted(data.iterdir())}
+
+    # The stage in a Ray session that has done work before, as in a pipeline run: ingest
+    # runs (untimed) in the same session first. The runner times the stage alone, not
+    # ray.init; nor should the stage pay the parts of the session that Ray starts lazily,
+    # on its first Ray Data work (Ray Data's stats and autoscaling actors, worker processes).
+    # A pass of either side takes a few seconds, at the mercy of whatever else the machine
+    # does: the sides alternate, `repeats` times, and the medians are compared.
+    stage_runs, bare_runs = [], []
+    with ray_session(config.cluster, progress=False):
+        config.run.stages = ["ingest"]
+        run_pipeline(config, work)
+        texts = pq.read_table(work / "ingest" / "data", columns=[S.TEXT])[S.TEXT].to_pylist()
+        config.run.stages = ["ingest", "tokenize"]
+        for _ in range(repeats):
+            stats, written = stage_pass()
+            if stage_runs and written != stage_runs[0][1]:
+                raise RuntimeError("two runs of the tokenize stage wrote different shards")
+            stage_runs.append((stats, written))
+            bare_runs.append(bare_pass(texts))
+    # Shown too: the stage as the first Ray work of a fresh session (tokenize rerun alone,
+    # ingest reused), which pays those. Same input, same config: the same bytes.
+    cold, written = stage_pass()
+    if written != stage_runs[0][1]:
+        raise RuntimeError("two runs of the tokenize stage wrote different shards")
+
+    stats = sorted((s for s, _ in stage_runs), key=lambda s: s.seconds)[len(stage_runs) // 2]
+    bare_tokens = bare_runs[0][0]
+    bare_s = float(np.median([s for _, s in bare_runs]))
     tokens = stats.extra["tokens_written"]
     return {
         "documents": len(texts),
@@ -115,11 +156,17 @@ def bench_tokenize(work: Path, copies: int) -> dict:
         "bare_tokens_per_s": bare_tokens / bare_s,
         "stage_tokens": tokens,
         "stage_s": stats.seconds,
+        "repeats": repeats,
+        "stage_s_each": [s.seconds for s, _ in stage_runs],
+        "bare_s_each": [s for _, s in bare_runs],
         "stage_tokens_per_s": tokens / stats.seconds,
         "stage_step_tokens_per_s": stats.extra.get("tokenize_step_tokens_per_second"),
         "step_seconds": stats.extra.get("step_seconds"),
         "ratio": (tokens / stats.seconds) / (bare_tokens / bare_s),
-        "shards": work / "tokenize" / "data",
+        "fresh_session_stage_s": cold.seconds,
+        "fresh_session_step_seconds": cold.extra.get("step_seconds"),
+        "fresh_session_ratio": (tokens / cold.seconds) / (bare_tokens / bare_s),
+        "shards": data,
     }
 
 
@@ -202,7 +249,8 @@ def table(res: dict) -> str:
             f"{ld['loader_tokens_per_s']:,.0f} | {ld['memmap_tokens_per_s']:,.0f} | "
             f"**{ld['ratio']:.2f}x** | >= {LOAD_GOAL}x |",
             "",
-            f"stage {t['stage_s']:.1f} s (steps: {t['step_seconds']}), bare {t['bare_s']:.1f} s; "
+            f"medians of {t['repeats']}: stage {t['stage_s']:.1f} s "
+            f"(steps: {t['step_seconds']}), bare {t['bare_s']:.1f} s; "
             f"loader {ld['loader_s']:.2f} s vs memmap {ld['memmap_s']:.2f} s for "
             f"{ld['token_bytes'] / 1e6:.1f} MB of tokens",
         ]
@@ -213,9 +261,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, help="write every number to this JSON file")
     parser.add_argument("--copies", type=int, default=8, help="copies of the sample to tokenize")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="alternating stage and bare passes (medians)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-tokenize-") as tmp:
-        tok = bench_tokenize(Path(tmp), args.copies)
+        tok = bench_tokenize(Path(tmp), args.copies, args.repeats)
         load = bench_load(tok["shards"])
     res = {
         "tokenize": tok,

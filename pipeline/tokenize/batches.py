@@ -1,9 +1,11 @@
-"""Batch functions of the tokenize stage: reading inputs, tokenizing, placing rows.
+"""Batch functions of the tokenize stage: reading inputs, tokenizing, explaining drops.
 
-Each takes and returns a pyarrow Table, so the stage (pipeline/tokenize/stage.py) is a
-chain of `map_batches` calls; the decisions themselves live in mixing.py.
+The batch functions take and return a pyarrow Table, for `map_batches`; the decisions
+themselves live in mixing.py; reading the input is in inputs.py, parking tokenized rows
+on disk in parts.py.
 
-    ds = read_input(docs_dir, "raw").map_batches(tokenize_batch, fn_kwargs=...)
+    table = tokenize_batch(input_rows, spec, "uint16", seed=0)   # inputs.INPUT_SCHEMA rows
+    details = drop_details(reasons, n_tokens, plan, shards_config)
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +21,6 @@ import pyarrow.compute as pc
 import ray
 
 from pipeline import schema as S
-from pipeline.ray_ops import parquet_parts
 from pipeline.tokenize.config import ShardsConfig
 from pipeline.tokenize.mixing import (
     EMPTY,
@@ -31,27 +32,12 @@ from pipeline.tokenize.mixing import (
     PARENT_ID,
     TOO_SHORT,
     Plan,
-    decide,
     key63,
-    shard_files,
 )
-from pipeline.tokenize.sink import FILE
 from pipeline.tokenize.tokenizers import Tokenizer, TokenizerSpec, load_tokenizer
 
 SNIPPET_CHARS = 200
 
-# One row per raw document or rewrite; DOC_ID is the row's id (a rewrite's rewrite_id).
-INPUT_SCHEMA = pa.schema(
-    [
-        pa.field(S.DOC_ID, pa.string()),
-        pa.field(PARENT_ID, pa.string()),
-        pa.field(S.SOURCE, pa.string()),
-        pa.field(S.KIND, pa.string()),
-        pa.field(S.STYLE, pa.string()),
-        pa.field(S.TEXT, pa.large_string()),
-        pa.field(S.N_BYTES, pa.int64()),
-    ]
-)
 META_COLUMNS = [S.KIND, S.SOURCE, S.STYLE, S.N_TOKENS, S.N_BYTES, ORDER, HELDOUT_KEY, MIX_KEY]
 QUARANTINE_KEPT_SCHEMA = pa.schema(
     [f for f in S.token_shard_schema("uint32") if f.name != S.TOKENS]
@@ -77,41 +63,15 @@ def tokenized_schema(token_dtype: str) -> pa.Schema:
     )
 
 
-def read_input(directory: Path, kind: str) -> ray.data.Dataset:
-    """A DOCS or REWRITES stage output as INPUT_SCHEMA rows, reading only those columns."""
-    if kind == S.KIND_RAW:
-        columns = [S.DOC_ID, S.SOURCE, S.TEXT, S.N_BYTES]
-    else:
-        columns = [S.REWRITE_ID, S.DOC_ID, S.SOURCE, S.STYLE, S.TEXT, S.N_BYTES]
-    ds = ray.data.read_parquet(parquet_parts(directory), columns=columns)
-    return ds.map_batches(_as_input, batch_format="pyarrow", fn_kwargs={"kind": kind})
-
-
-def _as_input(batch: pa.Table, kind: str) -> pa.Table:
-    n = batch.num_rows
-    raw = kind == S.KIND_RAW
-    return pa.table(
-        {
-            S.DOC_ID: batch[S.DOC_ID] if raw else batch[S.REWRITE_ID],
-            PARENT_ID: batch[S.DOC_ID],
-            S.SOURCE: batch[S.SOURCE],
-            S.KIND: pa.array([kind] * n, pa.string()),
-            S.STYLE: pa.nulls(n, pa.string()) if raw else batch[S.STYLE],
-            S.TEXT: batch[S.TEXT].cast(pa.large_string()),
-            S.N_BYTES: batch[S.N_BYTES],
-        },
-        schema=INPUT_SCHEMA,
-    )
-
-
-# Tokenizers loaded in this worker process, by (sha256, BOS/EOS settings): Ray reuses
+# Tokenizers loaded in this worker process, by (file, BOS/EOS settings): Ray reuses
 # worker processes across tasks, so each process loads a tokenizer once.
 _LOADED: dict[tuple, Tokenizer] = {}
 
 
 def cached_tokenizer(spec: TokenizerSpec) -> Tokenizer:
     """The spec's tokenizer, loaded on first use in this process."""
-    key = (spec.sha256, spec.add_bos, spec.add_eos, spec.bos_token, spec.eos_token)
+    # The file's bytes, not their sha256: a bytes object hashes once, a sha256 every call.
+    key = (spec.kind, spec.data, spec.add_bos, spec.add_eos, spec.bos_token, spec.eos_token)
     if key not in _LOADED:
         # HF tokenizers' encode_batch spreads over all cores; Ray already runs one task per
         # CPU, so each keeps to one thread (read when the thread pool first starts).
@@ -162,23 +122,15 @@ def gather_columns(ds: ray.data.Dataset, columns: list[str]) -> dict[str, np.nda
     return {c: table[c].to_numpy(zero_copy_only=False) for c in columns}
 
 
-def place(batch: pa.Table, plan: Plan, shards: ShardsConfig) -> pa.Table:
-    """Add the row's drop reason and detail, or its shard file, from the plan."""
-    meta = {
-        c: batch[c].to_numpy(zero_copy_only=False)
-        for c in (S.KIND, S.N_TOKENS, HELDOUT_KEY, MIX_KEY)
-    }
-    reasons, splits = decide(meta, plan)
-    files = shard_files(batch[ORDER].to_numpy(), splits, plan)
-    content = meta[S.N_TOKENS] - plan.n_special
-    details = [
-        None if r is None else _detail(r, n, shards) for r, n in zip(reasons, content, strict=True)
+def drop_details(
+    reasons: Sequence[str | None], n_tokens: np.ndarray, plan: Plan, shards: ShardsConfig
+) -> list[str | None]:
+    """Per row: the human explanation of its drop reason (None for a kept row)."""
+    content = np.asarray(n_tokens, dtype=np.int64) - plan.n_special
+    return [
+        None if r is None else _detail(r, int(n), shards)
+        for r, n in zip(reasons, content, strict=True)
     ]
-    return (
-        batch.append_column(S.DROP_REASON, pa.array(list(reasons), pa.string()))
-        .append_column(S.DROP_DETAIL, pa.array(details, pa.string()))
-        .append_column(FILE, pa.array(list(files), pa.string()))
-    )
 
 
 def _detail(reason: str, content_tokens: int, shards: ShardsConfig) -> str:
@@ -189,24 +141,6 @@ def _detail(reason: str, content_tokens: int, shards: ShardsConfig) -> str:
     if reason == MIXTURE_RATIO:
         return f"beyond its budget under shards.rewrite_share={shards.rewrite_share}"
     return _DETAIL[reason]
-
-
-def dropped_rows(batch: pa.Table) -> pa.Table:
-    """Rows with a reason, for quarantine/tokenize: ids, counts, reason, detail, snippet."""
-    rows = batch.filter(pc.is_valid(batch[S.DROP_REASON]))
-    names = [*QUARANTINE_KEPT_SCHEMA.names, *S.DROP_COLUMNS]
-    return rows.select(names)
-
-
-def kept_rows(batch: pa.Table) -> pa.Table:
-    """Rows bound for a shard: the shard columns, the sort key and the file name."""
-    rows = batch.filter(pc.is_null(batch[S.DROP_REASON]))
-    return rows.select([*S.token_shard_schema("uint16").names, ORDER, FILE])
-
-
-def one_shard(group: pa.Table) -> pa.Table:
-    """One shard's rows (a groupby group), in the shard's row order."""
-    return group.sort_by(ORDER)
 
 
 def training_lines(inputs: ray.data.Dataset | None, max_bytes: int, seed: int) -> list[str]:

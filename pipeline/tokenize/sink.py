@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ray.data import Datasink
@@ -44,8 +45,12 @@ class ShardSink(Datasink[list[ShardInfo]]):
             return []
         table = pa.concat_tables(tables, promote_options="permissive")
         infos = []
-        for name in sorted(pc.unique(table[FILE]).to_pylist()):
-            rows = table.filter(pc.equal(table[FILE], name)).sort_by(ORDER)
+        names = sorted(pc.unique(table[FILE]).to_pylist())
+        for name in names:
+            rows = table if len(names) == 1 else table.filter(pc.equal(table[FILE], name))
+            order = rows[ORDER].to_numpy()
+            if np.any(order[1:] < order[:-1]):  # most often already in order: no copy then
+                rows = rows.sort_by(ORDER)
             expected = self.planned.get(name)
             if expected is None or rows.num_rows != expected[0]:
                 raise RuntimeError(

@@ -2,13 +2,16 @@
 
 1. tokenizer  resolve the configured tokenizer (or train a SentencePiece model on the input,
               tokenizer.train=true); a copy is kept in <run>/tokenize/tokenizer/
-2. tokenize   Ray tasks encode batches of tokenizer.batch_rows documents (each worker
-              process loads the tokenizer once); the result is materialized once
-3. plan       the driver reads small per-row columns (no text, no tokens) and decides the
-              held-out split, the mixture and the shard boundaries (pipeline/tokenize/mixing.py)
+2. tokenize   Ray tasks, one per CPU at a time, encode blocks of about equal text (each
+              worker process loads the tokenizer once, and calls it on tokenizer.batch_rows
+              documents at a time); each writes its rows to a part file
+              (<run>/tokenize/_parts/, pipeline/tokenize/parts.py) and returns only small
+              per-row columns (no text, no tokens), streamed to the driver
+3. plan       from those the driver decides the held-out split, the mixture and the shard
+              boundaries (pipeline/tokenize/mixing.py), and so every row's fate
 4. write      dropped rows (reason, detail, snippet) -> quarantine/tokenize via AccountingSink;
-              kept rows grouped by shard -> ShardSink (temp + rename, sha256 each);
-              manifest.json last
+              each shard assembled from its rows' parts -> ShardSink (temp + rename, sha256
+              each); manifest.json last; the parts are deleted
 
 Inputs: the last stage producing DOCS (raw documents) and, when the run has one, the last
 producing REWRITES. rows_in = raw documents + rewrites; every row ends in a shard or in
@@ -19,24 +22,21 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import ray
-
 from pipeline import schema as S
-from pipeline.io.sink import AccountingSink
-from pipeline.ray_ops import count_rows, parquet_parts, shuffle_partitions
+from pipeline.ray_ops import count_rows, parquet_parts
 from pipeline.stage import DOCS, REWRITES, SHARDS, RunContext, Stage
 from pipeline.stats import StageStats, StepTimer
 from pipeline.tokenize import batches as B
+from pipeline.tokenize.inputs import MAX_ITEM_BYTES, input_dataset, plan_items
 from pipeline.tokenize.manifest import build_manifest, write_manifest
-from pipeline.tokenize.mixing import decide, make_plan, totals
+from pipeline.tokenize.mixing import ORDER, decide, make_plan, shard_files, totals
+from pipeline.tokenize.parts import PARTS_DIR
 from pipeline.tokenize.resolve import resolve_spec, trained_spec
 from pipeline.tokenize.shards import (
     HELDOUT,
@@ -46,7 +46,7 @@ from pipeline.tokenize.shards import (
     sha256_file,
     token_dtype_for,
 )
-from pipeline.tokenize.sink import FILE, ShardSink
+from pipeline.tokenize.steps import encode, write_quarantine, write_shards
 from pipeline.tokenize.tokenizers import (
     SENTENCEPIECE,
     TokenizerSpec,
@@ -84,25 +84,28 @@ class TokenizeStage(Stage):
     def run(self, ctx: RunContext) -> StageStats:
         started = time.perf_counter()
         cfg, steps = self.config, StepTimer(self.name)
-        inputs, rows_in = _read_inputs(ctx)
+        sources, rows_in = _sources(ctx)
         with steps("tokenizer"):
-            spec = self._tokenizer_spec(inputs)
+            spec = self._tokenizer_spec(sources)
             tokenizer = load_tokenizer(spec)
             _keep_copy(spec, ctx.stage_dir(self.name) / TOKENIZER_DIR)
         dtype = token_dtype_for(tokenizer.vocab_size)
+        part_dir = ctx.stage_dir(self.name) / PARTS_DIR
         with steps("tokenize"):
-            tokenized = _tokenize(inputs, spec, dtype, cfg)
+            rows = encode(sources, spec, dtype, cfg, part_dir)
         with steps("plan"):
-            meta = B.gather_columns(tokenized, B.META_COLUMNS)
+            meta = {c: rows[c].to_numpy(zero_copy_only=False) for c in B.META_COLUMNS}
             if len(meta[S.KIND]) != rows_in:
                 raise RuntimeError(f"tokenized {len(meta[S.KIND])} rows of {rows_in}")
             plan, mixture = make_plan(meta, cfg.shards, tokenizer.n_special_added)
             reasons, splits = decide(meta, plan)
+            files = shard_files(meta[ORDER], splits, plan)
         data_dir = ctx.data_dir(self.name)
         with steps("write"):
-            dropped, shards = _write(
-                tokenized, plan, dtype, cfg, data_dir, ctx.quarantine_dir(self.name)
+            dropped = write_quarantine(
+                rows, reasons, plan, cfg, part_dir, data_dir, ctx.quarantine_dir(self.name)
             )
+            shards = write_shards(rows, files, plan, dtype, part_dir, data_dir)
             planned_drops = _counts([r for r in reasons if r is not None])
             if dropped != planned_drops:
                 raise RuntimeError(f"quarantine got {dropped}, the plan dropped {planned_drops}")
@@ -123,6 +126,7 @@ class TokenizeStage(Stage):
                 config={"tokenizer": asdict(cfg.tokenizer), "shards": asdict(cfg.shards)},
             )
             write_manifest(data_dir, manifest)
+            shutil.rmtree(part_dir, ignore_errors=True)
         seconds = time.perf_counter() - started
         written = sum(s.tokens for s in shards)
         totals_ = manifest["totals"]
@@ -155,10 +159,11 @@ class TokenizeStage(Stage):
             },
         )
 
-    def _tokenizer_spec(self, inputs: ray.data.Dataset | None) -> TokenizerSpec:
+    def _tokenizer_spec(self, sources: list[tuple[Path, str]]) -> TokenizerSpec:
         t = self.config.tokenizer
         if not t.train:
             return resolve_spec(t, self.config.model, Path(self.config.rewrite.model_cache))
+        inputs = input_dataset(plan_items(sources, cpus=1, min_bytes=MAX_ITEM_BYTES))
         lines = B.training_lines(inputs, t.train_max_bytes, self.config.shards.seed)
         log.info(
             "tokenize: training a %d-piece %s model on %d lines",
@@ -170,55 +175,19 @@ class TokenizeStage(Stage):
         return trained_spec(t, model, f"{self.name}/{TOKENIZER_DIR}/tokenizer.model")
 
 
-def _write(tokenized, plan, dtype: str, cfg, data_dir: Path, quarantine_dir: Path):
-    """Dropped rows to quarantine, kept rows to shards; returns (dropped counts, ShardInfos)."""
-    placed = tokenized.map_batches(
-        B.place, batch_format="pyarrow", fn_kwargs={"plan": plan, "shards": cfg.shards}
-    )
-    quarantine = AccountingSink(data_dir, quarantine_dir, B.QUARANTINE_KEPT_SCHEMA, count_by=None)
-    placed.map_batches(B.dropped_rows, batch_format="pyarrow").write_datasink(quarantine)
-    sink = ShardSink(data_dir, dtype, plan.planned)
-    if plan.planned:
-        partitions = min(len(plan.planned), shuffle_partitions(None))
-        with _block_size_at_least(2 * _largest_shard_bytes(plan, dtype)):
-            (
-                placed.map_batches(B.kept_rows, batch_format="pyarrow")
-                .groupby(FILE, num_partitions=partitions)
-                .map_groups(B.one_shard, batch_format="pyarrow")
-                .write_datasink(sink)
-            )
-    return quarantine.result.dropped, sink.shards
-
-
-def _read_inputs(ctx: RunContext) -> tuple[ray.data.Dataset | None, int]:
-    parts = []
+def _sources(ctx: RunContext) -> tuple[list[tuple[Path, str]], int]:
+    """The input directories with Parquet parts, each with its kind, and rows_in (footers)."""
+    sources = []
     docs = ctx.output_of(DOCS)
     if parquet_parts(docs):
-        parts.append(B.read_input(docs, S.KIND_RAW))
+        sources.append((docs, S.KIND_RAW))
     rows_in = count_rows(docs)
     if ctx.latest(REWRITES) is not None:
         rewrites = ctx.output_of(REWRITES)
         if parquet_parts(rewrites):
-            parts.append(B.read_input(rewrites, S.KIND_REWRITE))
+            sources.append((rewrites, S.KIND_REWRITE))
         rows_in += count_rows(rewrites)
-    if not parts:
-        return None, rows_in
-    return (parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]), rows_in
-
-
-def _tokenize(inputs, spec: TokenizerSpec, dtype: str, cfg) -> ray.data.Dataset:
-    if inputs is None:
-        return ray.data.from_arrow(B.tokenized_schema(dtype).empty_table())
-    # Ingest's small Parquet parts are read as one block, which would be one task: cut it
-    # into blocks of batch_rows rows (streaming, no shuffle) so every CPU tokenizes.
-    blocks = inputs.repartition(target_num_rows_per_block=cfg.tokenizer.batch_rows)
-    return blocks.map_batches(
-        B.tokenize_batch,
-        fn_kwargs={"spec": spec, "token_dtype": dtype, "seed": cfg.shards.seed},
-        batch_size=cfg.tokenizer.batch_rows,
-        batch_format="pyarrow",
-        num_cpus=1,
-    ).materialize()
+    return sources, rows_in
 
 
 def _keep_copy(spec: TokenizerSpec, directory: Path) -> None:
@@ -231,25 +200,6 @@ def _keep_copy(spec: TokenizerSpec, directory: Path) -> None:
 
 def _copy_name(spec: TokenizerSpec) -> str:
     return "tokenizer.model" if spec.kind == SENTENCEPIECE else "tokenizer.json"
-
-
-def _largest_shard_bytes(plan, dtype: str) -> int:
-    itemsize = pa.from_numpy_dtype(np.dtype(dtype)).bit_width // 8
-    # Tokens plus ~200 bytes of ids, offsets and keys per row: an upper estimate.
-    return max(tokens * itemsize + rows * 200 for rows, tokens in plan.planned.values())
-
-
-@contextmanager
-def _block_size_at_least(nbytes: int):
-    """Ray Data splits blocks above target_max_block_size; a shard must stay one block."""
-    context = ray.data.DataContext.get_current()
-    old = context.target_max_block_size
-    if old is not None and nbytes > old:
-        context.target_max_block_size = nbytes
-    try:
-        yield
-    finally:
-        context.target_max_block_size = old
 
 
 def _counts(values: list[str]) -> dict[str, int]:

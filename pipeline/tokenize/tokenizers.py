@@ -245,6 +245,9 @@ class HFTokenizer(Tokenizer):
         from tokenizers import Tokenizer as RustTokenizer
 
         self.tok = RustTokenizer.from_str(spec.data.decode("utf-8"))
+        # encode_batch_fast (tokenizers >= 0.21) skips the character offsets encode_batch
+        # tracks: the same ids, less work. Older versions only have encode_batch.
+        self._encode = getattr(self.tok, "encode_batch_fast", self.tok.encode_batch)
         super().__init__(spec)
 
     @property
@@ -252,7 +255,7 @@ class HFTokenizer(Tokenizer):
         return self.tok.get_vocab_size(with_added_tokens=True)
 
     def encode_plain(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.tok.encode_batch(texts, add_special_tokens=False)]
+        return [e.ids for e in self._encode(texts, add_special_tokens=False)]
 
     def decode(self, ids: Iterable[int]) -> str:
         return self.tok.decode(list(ids), skip_special_tokens=False)

@@ -15,9 +15,13 @@ from pipeline import runner
 from pipeline import schema as S
 from pipeline.config import SourceConfig
 from pipeline.stage import DOCS, REWRITES, RunContext
+from pipeline.tokenize import inputs
+from pipeline.tokenize import parts as P
+from pipeline.tokenize import stage as stage_module
 from pipeline.tokenize.manifest import load_manifest
 from pipeline.tokenize.shards import open_shard, sha256_file
 from pipeline.tokenize.stage import TokenizeStage
+from pipeline.tokenize.steps import encode
 from pipeline.tokenize.tokenizers import TokenizerSpec, load_tokenizer
 
 pytestmark = pytest.mark.slow  # each run starts Ray Data pipelines: ~10-30 s on 2 cores
@@ -76,7 +80,15 @@ def files(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
 
-def test_ingest_then_tokenize_accounts_for_every_document(ray_local, corpus, tmp_path):
+def test_ingest_then_tokenize_accounts_for_every_document(ray_local, corpus, tmp_path, monkeypatch):
+    parts_per_run = []
+
+    def encode_and_count_parts(*args, **kwargs):
+        rows = encode(*args, **kwargs)
+        parts_per_run.append(len(set(rows[P.PART].to_pylist())))
+        return rows
+
+    monkeypatch.setattr(stage_module, "encode", encode_and_count_parts)
     stats = tokenize_run(corpus, tmp_path / "one")
     assert stats.rows_in == 81 == stats.rows_out + stats.rows_dropped
     assert stats.dropped == {"too_short": 1}
@@ -117,8 +129,13 @@ def test_ingest_then_tokenize_accounts_for_every_document(ray_local, corpus, tmp
     assert "shards.min_tokens=16" in dropped[0][S.DROP_DETAIL]
     assert stats.extra["tokens_written"] == manifest.tokens("train") + manifest.tokens("heldout")
 
-    # A second run elsewhere gives the same bytes: shards, manifest and the trained tokenizer.
+    assert not (tmp_path / "one" / "tokenize" / P.PARTS_DIR).exists()  # parts are gone
+
+    # A second run elsewhere gives the same bytes: shards, manifest and the trained tokenizer,
+    # though its rows are encoded in many small items (one task and part file each).
+    monkeypatch.setattr(inputs, "MIN_ITEM_BYTES", 2_000)
     tokenize_run(corpus, tmp_path / "two")
+    assert parts_per_run[0] <= 2 < 5 <= parts_per_run[1], parts_per_run  # 2: one per row group
     assert files(data) == files(tmp_path / "two" / "tokenize" / "data")
     assert (
         tok_file.read_bytes()

@@ -148,3 +148,26 @@ def test_the_local_moe_models_own_tokenizer():
 
     reference = AutoTokenizer.from_pretrained(MODEL_CACHE / "smollm2-135m-instruct-moe-e4-top2")
     assert ids[1:-1] == reference(text, add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.skipif(
+    not (MODEL_CACHE / "smollm2-135m-instruct-moe-e4-top2" / "tokenizer.json").is_file(),
+    reason="local MoE not built (.cache/models; make demo builds it)",
+)
+def test_the_fast_hf_encode_gives_the_same_ids_as_encode_batch():
+    import pyarrow.parquet as pq
+
+    tok = load_tokenizer(resolve_spec(TokenizerConfig(), local_model_config(), MODEL_CACHE))
+    texts = [
+        t[:20_000]
+        for path in sorted((ROOT / "data" / "sample").glob("*/*.parquet"))
+        for t in pq.read_table(path, columns=["text"])["text"].to_pylist()[:20]
+    ]
+    texts += [
+        path.read_text(encoding="utf-8")[:20_000]
+        for path in sorted((ROOT / "data" / "sample" / "literature").glob("*.txt"))
+    ]
+    assert len(texts) > 20
+    texts += ["", " ", "café\u0301 — 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 <|im_start|>", "\n\n\t1234567"]
+    slow = [e.ids for e in tok.tok.encode_batch(texts, add_special_tokens=False)]
+    assert tok.encode_plain(texts) == slow

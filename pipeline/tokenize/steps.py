@@ -1,0 +1,142 @@
+"""The tokenize stage's Ray Data executions: encode the input, then write what the plan says.
+
+    rows = encode(sources, spec, "uint16", cfg, part_dir)      # per-row meta; tokens in parts
+    dropped = write_quarantine(rows, reasons, plan, cfg, part_dir, data_dir, quarantine_dir)
+    shards = write_shards(rows, files, plan, "uint16", part_dir, data_dir)
+
+Encoding is the only step that touches text: one pass, a task per planned read item
+(inputs.plan_items). Writing reads back exactly the rows each shard (or the quarantine)
+needs from the parts; no shuffle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import ray
+
+from pipeline import schema as S
+from pipeline.io.sink import AccountingSink
+from pipeline.tokenize import batches as B
+from pipeline.tokenize import parts as P
+from pipeline.tokenize.inputs import plan_items
+from pipeline.tokenize.mixing import Plan, is_kept
+from pipeline.tokenize.shards import ShardInfo
+from pipeline.tokenize.sink import ShardSink
+from pipeline.tokenize.tokenizers import TokenizerSpec
+
+
+def encode(
+    sources: list[tuple[Path, str]], spec: TokenizerSpec, dtype: str, cfg, part_dir: Path
+) -> pa.Table:
+    """Encode every input row on Ray: tokens go to part files in `part_dir`, and the rows'
+    parts.meta_schema() columns come back, in no particular order."""
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    items = plan_items(sources, cpus)
+    if not items:
+        return P.meta_schema().empty_table()
+    part_dir.mkdir(parents=True, exist_ok=True)
+    # A task per read item, dispatched in the plan's order (largest first); each reads its
+    # own rows, so no read task streams blocks to them, and nothing is shuffled.
+    with _one_operator():
+        tokenized = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            P.encode_items,
+            fn_kwargs={
+                "spec": spec,
+                "token_dtype": dtype,
+                "seed": cfg.shards.seed,
+                "batch_rows": cfg.tokenizer.batch_rows,
+                "part_dir": str(part_dir),
+            },
+            batch_size=None,
+            batch_format="pyarrow",
+            num_cpus=1,
+        )
+        tables = list(tokenized.iter_batches(batch_size=None, batch_format="pyarrow"))
+    return pa.concat_tables(tables) if tables else P.meta_schema().empty_table()
+
+
+def write_quarantine(
+    rows: pa.Table,
+    reasons: np.ndarray,
+    plan: Plan,
+    cfg,
+    part_dir: Path,
+    data_dir: Path,
+    quarantine_dir: Path,
+) -> dict[str, int]:
+    """Dropped rows, with reason and detail, to quarantine/tokenize; returns the counts."""
+    dropped = np.flatnonzero(~is_kept(reasons))
+    if not len(dropped):
+        return {}
+    index = pa.array(dropped)
+    n_tokens = rows[S.N_TOKENS].to_numpy()[dropped]
+    drops = pa.table(
+        {
+            P.PART: rows[P.PART].take(index),
+            P.ROW: rows[P.ROW].take(index),
+            S.DROP_REASON: pa.array(list(reasons[dropped]), pa.string()),
+            S.DROP_DETAIL: pa.array(
+                B.drop_details(reasons[dropped], n_tokens, plan, cfg.shards), pa.string()
+            ),
+        }
+    )
+    sink = AccountingSink(data_dir, quarantine_dir, B.QUARANTINE_KEPT_SCHEMA, count_by=None)
+    ray.data.from_arrow(drops).map_batches(
+        P.quarantine_rows, batch_format="pyarrow", fn_kwargs={"part_dir": str(part_dir)}
+    ).write_datasink(sink)
+    return sink.result.dropped
+
+
+def write_shards(
+    rows: pa.Table, files: np.ndarray, plan: Plan, dtype: str, part_dir: Path, data_dir: Path
+) -> list[ShardInfo]:
+    """Each planned shard assembled from its rows' parts and written by ShardSink."""
+    if not plan.planned:
+        return []
+    recipes = P.shard_recipes(files, rows[P.PART], rows[P.ROW])
+    sink = ShardSink(data_dir, dtype, plan.planned)
+    # One recipe per block, so the shards are assembled and written in parallel; a shard
+    # leaves its task as one block.
+    with _one_operator(), _block_size_at_least(2 * _largest_shard_bytes(plan, dtype)):
+        ray.data.from_arrow(recipes).map_batches(
+            P.assemble_shards, batch_format="pyarrow", fn_kwargs={"part_dir": str(part_dir)}
+        ).write_datasink(sink)
+    return sink.shards
+
+
+def _largest_shard_bytes(plan: Plan, dtype: str) -> int:
+    itemsize = np.dtype(dtype).itemsize
+    # Tokens plus ~200 bytes of ids, offsets and keys per row: an upper estimate.
+    return max(tokens * itemsize + rows * 200 for rows, tokens in plan.planned.values())
+
+
+@contextmanager
+def _one_operator() -> Iterator[None]:
+    """For a dataset of one map operator: without Ray Data's per-operator reservations,
+    which hold such an operator to a single task until their first refresh (about a second:
+    a CPU idle while the largest item, first, runs), and serve nothing with one operator."""
+    context = ray.data.DataContext.get_current()
+    old = context.op_resource_reservation_enabled
+    context.op_resource_reservation_enabled = False
+    try:
+        yield
+    finally:
+        context.op_resource_reservation_enabled = old
+
+
+@contextmanager
+def _block_size_at_least(nbytes: int) -> Iterator[None]:
+    """Ray Data splits blocks above target_max_block_size; a shard must stay one block."""
+    context = ray.data.DataContext.get_current()
+    old = context.target_max_block_size
+    if old is not None and nbytes > old:
+        context.target_max_block_size = nbytes
+    try:
+        yield
+    finally:
+        context.target_max_block_size = old

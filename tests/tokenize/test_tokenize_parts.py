@@ -1,0 +1,135 @@
+"""Parts: tokenized rows parked on disk between encoding and writing, then read back
+exactly: each shard's rows in shard order, each dropped row's quarantine record."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import schema as S
+from pipeline.tokenize import parts as P
+from pipeline.tokenize.batches import META_COLUMNS, QUARANTINE_KEPT_SCHEMA, tokenize_batch
+from pipeline.tokenize.inputs import as_input, plan_items
+from pipeline.tokenize.mixing import ORDER
+from pipeline.tokenize.sink import FILE
+from pipeline.tokenize.tokenizers import spec_from_file
+
+MISTRAL = "package:mistral_common/data/tokenizer.model.v1"
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return spec_from_file("sentencepiece", MISTRAL, "mistral-v1")
+
+
+def inputs(n: int, first: int = 0) -> pa.Table:
+    texts = [f"Document {i}: " + "word " * (i % 7 + 1) for i in range(first, first + n)]
+    docs = pa.table(
+        {
+            S.DOC_ID: [f"web/{i}" for i in range(first, first + n)],
+            S.SOURCE: ["web"] * n,
+            S.TEXT: texts,
+            S.N_BYTES: [len(t.encode()) for t in texts],
+        }
+    )
+    return as_input(docs, S.KIND_RAW)
+
+
+def test_a_part_holds_the_rows_and_the_driver_gets_their_meta(spec, tmp_path):
+    batch = inputs(10)
+    meta = P.tokenize_to_part(batch, spec, "uint16", seed=3, batch_rows=4, part_dir=str(tmp_path))
+    whole = tokenize_batch(batch, spec, "uint16", seed=3)  # one tokenizer call, same rows
+    assert meta.schema == P.meta_schema()
+    assert meta.select(META_COLUMNS) == whole.select(META_COLUMNS)
+    assert meta[P.ROW].to_pylist() == list(range(10))
+    (name,) = set(meta[P.PART].to_pylist())
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary left behind
+    back = P.take_rows(tmp_path, [name] * 10, range(10), P.PART_COLUMNS)
+    assert back == whole.select(P.PART_COLUMNS)
+
+
+def test_an_empty_batch_writes_nothing(spec, tmp_path):
+    meta = P.tokenize_to_part(
+        inputs(0), spec, "uint16", seed=0, batch_rows=4, part_dir=str(tmp_path)
+    )
+    assert meta.num_rows == 0 and meta.schema == P.meta_schema()
+    assert not list(tmp_path.iterdir())
+
+
+def two_parts(spec, tmp_path) -> tuple[pa.Table, list[str]]:
+    """Meta of 11 rows in two parts, and each meta row's doc_id (meta keeps batch order)."""
+    metas = [
+        P.tokenize_to_part(batch, spec, "uint16", seed=0, batch_rows=8, part_dir=str(tmp_path))
+        for batch in (inputs(6), inputs(5, first=6))
+    ]
+    return pa.concat_tables(metas), [f"web/{i}" for i in range(11)]
+
+
+def test_each_shard_gets_exactly_its_rows_in_shard_order(spec, tmp_path):
+    meta, ids = two_parts(spec, tmp_path)
+    files = np.array(
+        ["b.arrow", "", "a.arrow", "b.arrow", "a.arrow", "b.arrow"] + [""] * 4 + ["a.arrow"],
+        dtype=object,
+    )
+    recipes = P.shard_recipes(files, meta[P.PART], meta[P.ROW])
+    assert [r[FILE].to_pylist() for r in recipes] == [["a.arrow"], ["b.arrow"]]
+    order = dict(zip(ids, meta[ORDER].to_pylist(), strict=True))
+    for recipe in recipes:
+        rows = P.assemble_shards(recipe, str(tmp_path))
+        name = recipe[FILE][0].as_py()
+        want = sorted((i for i, f in zip(ids, files, strict=True) if f == name), key=order.get)
+        assert rows[S.DOC_ID].to_pylist() == want
+        assert set(rows[FILE].to_pylist()) == {name}
+        assert rows[ORDER].to_pylist() == sorted(rows[ORDER].to_pylist())
+        assert all(
+            len(t) == n
+            for t, n in zip(rows[S.TOKENS].to_pylist(), rows[S.N_TOKENS].to_pylist(), strict=True)
+        )
+    assert P.shard_recipes(np.array([""] * len(ids), dtype=object), meta[P.PART], meta[P.ROW]) == []
+
+
+def test_a_dropped_row_becomes_its_quarantine_record(spec, tmp_path):
+    meta, ids = two_parts(spec, tmp_path)
+    picked = [8, 1]
+    drops = pa.table(
+        {
+            P.PART: meta[P.PART].take(picked),
+            P.ROW: meta[P.ROW].take(picked),
+            S.DROP_REASON: ["too_short", "empty"],
+            S.DROP_DETAIL: ["short", "nothing"],
+        }
+    )
+    records = P.quarantine_rows(drops, str(tmp_path))
+    assert records.column_names == [*QUARANTINE_KEPT_SCHEMA.names, *S.DROP_COLUMNS]
+    got = {r[S.DOC_ID]: r for r in records.to_pylist()}
+    assert got[ids[8]][S.DROP_REASON] == "too_short" and got[ids[1]][S.DROP_DETAIL] == "nothing"
+    assert got[ids[1]][S.SNIPPET].startswith("Document 1:")
+    assert got[ids[8]][S.N_TOKENS] == meta[S.N_TOKENS][8].as_py()
+
+
+def test_each_read_item_is_encoded_into_a_part_of_its_own(spec, tmp_path):
+    source = tmp_path / "docs"
+    source.mkdir()
+    docs = inputs(40)
+    pq.write_table(
+        docs.select([S.DOC_ID, S.SOURCE, S.TEXT, S.N_BYTES]),
+        source / "part-00000.parquet",
+        row_group_size=25,
+    )
+    items = plan_items([(source, S.KIND_RAW)], cpus=2, min_bytes=300, max_bytes=10_000)
+    assert len(items) > 2
+    out = tmp_path / "parts"
+    out.mkdir()
+    meta = P.encode_items(pa.Table.from_pylist(items), spec, "uint16", 0, 8, str(out))
+    assert meta.num_rows == 40 and len(set(meta[P.PART].to_pylist())) == len(items)
+    assert sorted(p.name for p in out.iterdir()) == sorted(set(meta[P.PART].to_pylist()))
+    whole = tokenize_batch(docs, spec, "uint16", seed=0)  # the same rows in one call
+    by_order = {o: r for o, r in zip(whole[ORDER].to_pylist(), whole.to_pylist(), strict=True)}
+    back = P.take_rows(out, meta[P.PART].to_pylist(), meta[P.ROW].to_pylist(), P.PART_COLUMNS)
+    assert sorted(back[ORDER].to_pylist()) == sorted(by_order)
+    for row in back.to_pylist():
+        assert {c: row[c] for c in P.PART_COLUMNS} == {
+            c: by_order[row[ORDER]][c] for c in P.PART_COLUMNS
+        }
