@@ -1,6 +1,11 @@
-"""The run summary: one row per stage (in, out, dropped by reason, bytes, time).
+"""The run summary: one row per stage (in, out, dropped by reason, bytes, time, tokens/s),
+then the tokens written per kind, source and style, and the score histograms of the rules
+that dropped rows.
 
 Written to `<run_dir>/summary.json` for notebooks and printed as a table at the end of a run.
+Tokens/s is measured where a stage counts tokens (rewrite: tokens generated; tokenize: tokens
+written); for the others it is estimated from the bytes they read, at the bytes per token
+the tokenize stage measured in this run, and marked "~".
 """
 
 from __future__ import annotations
@@ -9,12 +14,13 @@ from collections.abc import Sequence
 
 from pipeline.stats import StageStats
 
-_HEADER = ("stage", "rows in", "rows out", "dropped", "MB in", "MB out", "time")
+_HEADER = ("stage", "rows in", "rows out", "dropped", "MB in", "MB out", "time", "tokens/s")
 
 
 def format_summary(stages: Sequence[StageStats], dropped_width: int = 56) -> str:
     """The table; the dropped-by-reason column wraps at `dropped_width` characters."""
     rows: list[tuple[str, ...]] = [_HEADER]
+    bytes_per_token = _bytes_per_token(stages)
     for s in stages:
         dropped = [f"{reason}={n:,}" for reason, n in s.dropped.items()]
         cells = _wrap(f"{s.rows_dropped:,}", dropped, dropped_width)
@@ -27,9 +33,10 @@ def format_summary(stages: Sequence[StageStats], dropped_width: int = 56) -> str
                 f"{s.bytes_in / 1e6:.1f}",
                 f"{s.bytes_out / 1e6:.1f}",
                 f"{s.seconds:.1f}s",
+                _tokens_per_second(s, bytes_per_token),
             )
         )
-        rows += [("", "", "", more, "", "", "") for more in cells[1:]]
+        rows += [("", "", "", more, "", "", "", "") for more in cells[1:]]
     widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
     # Text columns left-aligned, numbers right-aligned.
     left = {0, 3}
@@ -41,7 +48,51 @@ def format_summary(stages: Sequence[StageStats], dropped_width: int = 56) -> str
         for r in rows
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines + _histogram_lines(stages))
+    if any(r[-1] for r in rows[1:]):
+        lines.append(
+            "tokens/s: rewrite = generated, tokenize = written, ~ = estimated from the bytes read"
+        )
+    return "\n".join(lines + _token_lines(stages) + _histogram_lines(stages))
+
+
+def _bytes_per_token(stages: Sequence[StageStats]) -> float | None:
+    """Text bytes per token as the run's tokenize stage measured them (None: no such stage)."""
+    for s in stages:
+        tokens = s.extra.get("tokens_written")
+        if s.stage == "tokenize" and tokens and s.bytes_in:
+            return s.bytes_in / tokens
+    return None
+
+
+def _tokens_per_second(s: StageStats, bytes_per_token: float | None) -> str:
+    if s.seconds <= 0:
+        return ""
+    if s.stage == "rewrite" and "output_tokens" in s.extra:
+        return f"{s.extra['output_tokens'] / s.seconds:,.0f}"
+    if s.stage == "tokenize" and "tokens_written" in s.extra:
+        return f"{s.extra['tokens_written'] / s.seconds:,.0f}"
+    if bytes_per_token and s.bytes_in:
+        return f"~{s.bytes_in / bytes_per_token / s.seconds:,.0f}"
+    return ""
+
+
+def _token_lines(stages: Sequence[StageStats]) -> list[str]:
+    """The tokens the tokenize stage wrote (train and held-out), by kind, source and style."""
+    extra = next((s.extra for s in stages if s.stage == "tokenize"), None)
+    if not extra or "tokens_written" not in extra:
+        return []
+
+    def counts(key: str) -> str:
+        found = extra.get(key) or {}
+        return ", ".join(f"{name} {n:,}" for name, n in sorted(found.items())) or "none"
+
+    return [
+        "",
+        f"tokens written (train and held-out): {extra['tokens_written']:,}; in train:",
+        f"  by kind    {counts('tokens_by_kind')}",
+        f"  by source  {counts('tokens_by_source')}",
+        f"  by style   {counts('tokens_by_style')}",
+    ]
 
 
 def _wrap(total: str, reasons: list[str], width: int) -> list[str]:

@@ -19,4 +19,40 @@ def test_a_long_list_of_reasons_wraps_and_keeps_every_reason():
     assert all(f"{name}={n}" in text for name, n in reasons.items())
     assert "36 (" in quality[0] and quality[-1].rstrip().endswith(")")
     # The numeric columns of the first quality line stay aligned with the header's.
-    assert len(quality[0]) == len(lines[0])
+    # (No tokens/s here: the line ends with the time column, right-aligned under "time".)
+    assert quality[0].endswith("0.0s")
+    assert len(quality[0]) == lines[0].index("time") + len("time")
+
+
+def test_tokens_per_second_and_the_tokens_written_by_kind_source_and_style():
+    stages = [
+        StageStats("ingest", rows_in=4, rows_out=4, bytes_in=8_000, seconds=2.0),
+        StageStats("rewrite", rows_in=4, rows_out=2, seconds=10.0, extra={"output_tokens": 500}),
+        StageStats(
+            "tokenize",
+            rows_in=6,
+            rows_out=6,
+            bytes_in=8_000,
+            seconds=1.0,
+            extra={
+                "tokens_written": 2_000,
+                "tokens_by_kind": {"raw": 1_500, "rewrite": 400},
+                "tokens_by_source": {"news": 1_900},
+                "tokens_by_style": {"student": 400},
+            },
+        ),
+    ]
+    lines = format_summary(stages).splitlines()
+    rates = {line.split()[0]: line.split()[-1] for line in lines[2:5]}
+    # ingest: 8,000 bytes at tokenize's 4 bytes per token, in 2 s; measured for the others.
+    assert rates == {"ingest": "~1,000", "rewrite": "50", "tokenize": "2,000"}
+    text = "\n".join(lines)
+    assert "tokens written (train and held-out): 2,000" in text
+    assert "by kind    raw 1,500, rewrite 400" in text
+    assert "by source  news 1,900" in text and "by style   student 400" in text
+
+
+def test_without_a_tokenize_stage_there_is_no_estimate():
+    lines = format_summary([StageStats("ingest", rows_in=1, rows_out=1, bytes_in=9, seconds=1.0)])
+    assert lines.splitlines()[2].split()[-1] == "1.0s"
+    assert "tokens written" not in lines
