@@ -88,10 +88,10 @@ def _token_lines(stages: Sequence[StageStats]) -> list[str]:
 
     return [
         "",
-        f"tokens written (train and held-out): {extra['tokens_written']:,}; in train:",
-        f"  by kind    {counts('tokens_by_kind')}",
-        f"  by source  {counts('tokens_by_source')}",
-        f"  by style   {counts('tokens_by_style')}",
+        f"tokens written  {extra['tokens_written']:,} (train and held-out)",
+        f"  train by kind    {counts('tokens_by_kind')}",
+        f"  train by source  {counts('tokens_by_source')}",
+        f"  train by style   {counts('tokens_by_style')}",
     ]
 
 

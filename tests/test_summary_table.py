@@ -47,9 +47,9 @@ def test_tokens_per_second_and_the_tokens_written_by_kind_source_and_style():
     # ingest: 8,000 bytes at tokenize's 4 bytes per token, in 2 s; measured for the others.
     assert rates == {"ingest": "~1,000", "rewrite": "50", "tokenize": "2,000"}
     text = "\n".join(lines)
-    assert "tokens written (train and held-out): 2,000" in text
-    assert "by kind    raw 1,500, rewrite 400" in text
-    assert "by source  news 1,900" in text and "by style   student 400" in text
+    assert "tokens written  2,000 (train and held-out)" in text
+    assert "train by kind    raw 1,500, rewrite 400" in text
+    assert "train by source  news 1,900" in text and "train by style   student 400" in text
 
 
 def test_without_a_tokenize_stage_there_is_no_estimate():
