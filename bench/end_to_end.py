@@ -252,6 +252,9 @@ def main() -> None:
     cores = int(ray.cluster_resources().get("CPU", 1))
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         work = Path(tmp)
+        # A fresh generation cache: the shared one (.cache/generations) would serve generations
+        # of an earlier demo run, and the rewrite stage would be timed on cache hits.
+        config.rewrite.cache_dir = str(work / "generations")
         print(f"demo stage by stage: {config.run.stages}", flush=True)
         demo = run_stage_by_stage(config, work / "demo", baseline)
         print("scaling", flush=True)
