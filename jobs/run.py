@@ -6,9 +6,10 @@ Local (starts a Ray on 127.0.0.1, stops it at the end):
     python jobs/run.py --multirun corpus.batch_rows=256,1024
     python jobs/run.py --help                           # every group and key
 
-On a Ray cluster (the driver runs on the head; cluster=remote joins it):
-    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
-        python jobs/run.py cluster=remote run.name=exp1
+On a Ray cluster (the driver runs on the head; cluster=remote joins it), through
+jobs/submit.py, which ships this directory with the bundled sample and streams the logs
+(a plain `ray job submit --working-dir .` leaves data/sample behind: see jobs/submit.py):
+    python jobs/submit.py --address http://127.0.0.1:8265 -- run.name=exp1
 
 Outputs land in outputs/<run.name>/; rerunning the same run.name resumes it.
 """
