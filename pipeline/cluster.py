@@ -41,12 +41,6 @@ def configure_ray_data(progress: bool, shuffle_strategy: str = "sort_shuffle_pul
     # The plan Ray prints at each execution start is noise next to our own stage lines.
     ctx.print_on_execution_start = False
     ctx.verbose_stats_logs = False
-    # Ray 2.60's new Parquet reader (datasource V2) starts a pool of up to 32 footer-reading
-    # actors, each a new worker process, for every read_parquet: the stages read Parquet in
-    # most of their executions, and on 2 cores the process start-ups were the larger part of
-    # dedup's time (the demo's dedup: 33-39 s and ~75 worker processes started, against
-    # 24 s and none with the V1 reader, which reads footers in its read tasks).
-    ctx.use_datasource_v2 = False
 
 
 def is_loopback(host: str) -> bool:
