@@ -1,4 +1,4 @@
-"""Batch functions of the tokenize stage: reading inputs, tokenizing, explaining drops.
+"""Batch functions of the tokenize stage: tokenizing rows and explaining drops.
 
 The batch functions take and return a pyarrow Table, for `map_batches`; the decisions
 themselves live in mixing.py; reading the input is in inputs.py, parking tokenized rows
