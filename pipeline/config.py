@@ -21,7 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from pipeline.quality.config import FidelityConfig, QualityConfig, filter_problems
-from pipeline.rewrite.prompts import PROMPTS
+from pipeline.rewrite.config import PromptConfig, builtin_prompts, prompt_problems
 from pipeline.security import security_problems
 from pipeline.tokenize.config import ShardsConfig, TokenizerConfig, tokenize_problems
 from pipeline.train.config import TrainConfig, train_problems
@@ -178,8 +178,23 @@ class SamplingConfig:
 
 @dataclass
 class RewriteConfig:
-    # Every style of the prompt registry (pipeline/rewrite/prompts.py), in its order.
-    styles: list[str] = field(default_factory=lambda: list(PROMPTS))
+    # Styles to rewrite in: keys of `rewrite.prompts`. The Nemotron-CC set is left out of the
+    # default list (experiment=nemotron_cc selects it).
+    styles: list[str] = field(
+        default_factory=lambda: [
+            "wikipedia",
+            "lecture_notes",
+            "qa",
+            "summary",
+            "knowledge_list",
+            "student",
+            "expert",
+            "skeptic",
+        ]
+    )
+    # Prompt templates by style name, filled by the `prompts=` group (conf/prompts/: one file
+    # per prompt set; default.yaml is the built-in set and this default).
+    prompts: dict[str, PromptConfig] = field(default_factory=builtin_prompts)
     # Rewrites per source document, each in a different style (chosen per document, so a
     # document's chunks share a style and reassemble into one coherent rewrite).
     styles_per_doc: int = 1
@@ -327,7 +342,7 @@ def validate(cfg: Config, stage_names: tuple[str, ...] | list[str] = ()) -> None
     problems += _dedup_problems(cfg.dedup)
     problems += _rewrite_problems(cfg.rewrite)
     problems += security_problems(cfg)
-    problems += filter_problems(cfg.quality, cfg.fidelity)
+    problems += filter_problems(cfg.quality, cfg.fidelity, list(cfg.rewrite.prompts))
     problems += tokenize_problems(cfg)
     problems += train_problems(cfg.train)
     if problems:
@@ -372,8 +387,7 @@ def _dedup_problems(d: DedupConfig) -> list[str]:
 
 
 def _rewrite_problems(r: RewriteConfig) -> list[str]:
-    problems = [f"rewrite.styles: unknown style {s!r}; known: {sorted(PROMPTS)}"
-                for s in r.styles if s not in PROMPTS]  # fmt: skip
+    problems = prompt_problems(r.prompts, r.styles)
     if r.mode not in ("autoregressive", "independent"):
         problems.append(f"rewrite.mode: {r.mode!r} not in ('autoregressive', 'independent')")
     if r.on_truncated not in ("retry", "drop", "keep"):

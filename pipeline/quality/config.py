@@ -295,8 +295,9 @@ def fidelity_problems(cfg: FidelityConfig, styles: list[str] | None = None) -> l
     return problems
 
 
-def filter_problems(quality: QualityConfig, fidelity: FidelityConfig) -> list[str]:
-    """Both stages' problems (pipeline/config.py validate); styles from the prompt registry."""
-    from pipeline.rewrite.prompts import PROMPTS
-
-    return quality_problems(quality) + fidelity_problems(fidelity, list(PROMPTS))
+def filter_problems(
+    quality: QualityConfig, fidelity: FidelityConfig, styles: list[str] | None = None
+) -> list[str]:
+    """Both stages' problems (pipeline/config.py validate); `styles`: the known style names
+    (the keys of rewrite.prompts), to check fidelity's per-style keys against."""
+    return quality_problems(quality) + fidelity_problems(fidelity, styles)

@@ -118,7 +118,7 @@ class Rewriter:
         for style in choose_styles(
             doc[S.DOC_ID], self.cfg.styles, self.cfg.styles_per_doc, self.cfg.seed
         ):
-            template = get_template(style)
+            template = get_template(style, self.cfg.prompts)
             budget = self.chunk_budget(template)
             chunks = chunk_document(doc[S.DOC_ID], doc[S.TEXT], self.engine.count_tokens, budget)
             if self.cfg.max_chunks_per_doc:
