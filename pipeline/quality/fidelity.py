@@ -55,29 +55,42 @@ BOILERPLATE = [
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _LIST_MARKER = re.compile(r"^\s*(?:\d+[.)]|[-*•]|\(\d+\))\s+", re.M)
 _WORD = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ][\w'’-]*")
-_SENTENCE_OPENER = re.compile(r"(?:^|[.!?:;]['\"”’)\]]*\s+|[\"“(\[]\s*)$")
-_NUMBER_WORDS = {
-    w: str(i)
-    for i, w in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-        ]
-    )
+# What precedes a sentence's first word: end punctuation (and closing quotes), or an opening
+# quote or bracket, single quotes included ("he said, 'Do not ...").
+_SENTENCE_OPENER = re.compile(r"(?:^|[.!?:;]['\"”’)\]]*\s+|[\"“‘'(\[]\s*)$")
+_UNITS = (  # noqa: SIM905 (a word list reads best as words)
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
+_ORDINALS = (  # noqa: SIM905 (a word list reads best as words)
+    "zeroth first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
+    "thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth"
+).split()
+_NUMBER_WORDS: dict[str, int] = {
+    **{w: i for i, w in enumerate(_UNITS)},
+    **{w: 20 + 10 * i for i, w in enumerate(_TENS)},
+    **{w: i for i, w in enumerate(_ORDINALS)},
+    **{w[:-1] + "ieth": 20 + 10 * i for i, w in enumerate(_TENS)},
+    # "threescore and ten": the King James Version's numbers (tests/quality/fidelity_eval).
+    **{w + "score": 20 * i for i, w in enumerate(_UNITS[:10]) if i > 1},
 }
-# Capitalised words that are not names: the pronoun and the Q&A style's labels.
-_NOT_ENTITIES = {"i", "i'm", "i've", "i'd", "i'll", "question", "answer", "note"}
+_NUMBER_WORD = r"(?:" + "|".join(sorted([*_NUMBER_WORDS, *_SCALES], key=len, reverse=True)) + r")"
+# A number written in words: "forty", "thirty-seven", "three hundred and sixty-five",
+# "the twenty-fourth day".
+_NUMBER_PHRASE = re.compile(
+    rf"\b{_NUMBER_WORD}(?:(?:\s+and\s+|[\s-]+){_NUMBER_WORD})*\b", re.IGNORECASE
+)
+# Capitalised words that are not names: the Q&A style's labels, and function words (pronouns,
+# determiners, conjunctions), which some texts capitalise for emphasis or reverence.
+_FUNCTION_WORDS = (
+    "i i'm i've i'd i'll question answer note o oh he him his himself she her hers herself it "
+    "its they them their theirs we us our you your yours thou thee thy thine ye who whom whose "
+    "which what that this these those the a an and or but nor for so yet if then than as of in "
+    "on at to by with from into upon all any each every no not some"
+)
+_NOT_ENTITIES = set(_FUNCTION_WORDS.split())
 
 
 def length_ratio(rewrite: str, source: str) -> float:
@@ -95,28 +108,54 @@ def copied_ngram_ratio(rewrite: str, source: str, n: int) -> float:
     return float(containment(shingle_hashes(rewrite, cfg), shingle_hashes(source, cfg)))
 
 
-def numbers(text: str) -> set[str]:
-    """Numbers as written ("2,000" and "2000" alike), list markers ("1. ", "2) ") left out."""
+def _phrase_value(phrase: str) -> int:
+    """'three hundred and sixty-five' -> 365, 'twenty-fourth' -> 24, 'ten thousand' -> 10000."""
+    total = current = 0
+    for word in re.findall(r"[a-z]+", phrase.lower()):
+        if word in _SCALES:
+            scale = _SCALES[word]
+            if scale == 100:
+                current = max(current, 1) * 100
+            else:
+                total, current = total + max(current, 1) * scale, 0
+        elif word in _NUMBER_WORDS:
+            current += _NUMBER_WORDS[word]
+    return total + current
+
+
+def numbers(text: str, *, word_parts: bool = False) -> set[str]:
+    """Numbers as values: digits as written ("2,000" and "2000" alike; list markers "1. ",
+    "2) " left out) and numbers in words, cardinal or ordinal ("forty", "the third day").
+    A lone "one" is left out. `word_parts` (for a source): "one" too, and each number word's
+    own value ("three hundred": 300, 3 and 100), so a source matches a rewrite that splits or
+    rounds its numbers differently."""
     text = _LIST_MARKER.sub(" ", text)
-    return {m.replace(",", "").rstrip(".") for m in _NUMBER.findall(text)}
+    found = {m.replace(",", "").rstrip(".") for m in _NUMBER.findall(text)}
+    for m in _NUMBER_PHRASE.finditer(text):
+        if m.group().lower() == "one" and not word_parts:
+            continue  # alone, mostly a pronoun ("no one", "one of them")
+        found.add(str(_phrase_value(m.group())))
+        if word_parts:
+            found.update(str(_phrase_value(w)) for w in re.findall(r"[A-Za-z]+", m.group()))
+    return found
 
 
 def _word_forms(text: str) -> set[str]:
     """Lower-cased words of a text and their hyphen parts, possessives stripped, plus the
-    digits of small number words ("three" -> "3")."""
+    digits of number words ("three" -> "3")."""
     forms: set[str] = set()
     for word in _WORD.findall(text):
         word = re.sub(r"['’]s$", "", word.lower()).strip("'’-")
         forms.add(word)
         forms.update(p for p in word.split("-") if p)
         if word in _NUMBER_WORDS:
-            forms.add(_NUMBER_WORDS[word])
+            forms.add(str(_NUMBER_WORDS[word]))
     return forms
 
 
 def entities(text: str) -> list[str]:
-    """Capitalised words not opening a sentence, line or heading-like line (<= 8 words,
-    no end punctuation), in order of appearance, distinct."""
+    """Capitalised words not opening a sentence, quote, line or heading-like line (<= 8 words,
+    no end punctuation), function words left out, in order of appearance, distinct."""
     found: dict[str, None] = {}
     for line in text.splitlines():
         stripped = _LIST_MARKER.sub("", line).strip().lstrip("#*> ").strip()
@@ -126,16 +165,15 @@ def entities(text: str) -> list[str]:
             word = m.group()
             if not word[0].isupper() or _SENTENCE_OPENER.search(stripped[: m.start()]):
                 continue
+            word = re.sub(r"['’]s$", "", word).rstrip("'’-")
             if word.lower() not in _NOT_ENTITIES:
-                found.setdefault(re.sub(r"['’]s$", "", word), None)
+                found.setdefault(word, None)
     return list(found)
 
 
 def novel_terms(rewrite: str, source: str) -> tuple[list[str], int, list[str]]:
     """(numbers the source lacks, entities found in the rewrite, entities the source lacks)."""
-    source_numbers = numbers(source) | {
-        d for w, d in _NUMBER_WORDS.items() if re.search(rf"\b{w}\b", source, _I)
-    }
+    source_numbers = numbers(source, word_parts=True)
     new_numbers = sorted(numbers(rewrite) - source_numbers, key=lambda x: (len(x), x))
     forms = _word_forms(source)
     found = entities(rewrite)

@@ -84,7 +84,8 @@ def test_invented_numbers_and_names():
     assert "2014" in v[S.F_NOVEL_TERMS] and "Bretton" in v[S.F_NOVEL_TERMS]
     v = recorded(9)  # Raduyev becomes "Raduyshev", plus an invented "Salam Advayeb"
     assert {"Raduyshev", "Advayeb"} <= set(v[S.F_NOVEL_TERMS])
-    assert "novel_entities" in v["failed"] and v[S.F_NOVEL_ENTITY_RATIO] > 0.35
+    assert "novel_entities" in v["failed"]
+    assert v[S.F_NOVEL_ENTITY_RATIO] > CFG.max_novel_entity_ratio
     v = recorded(15)  # cricket becomes Australia beating Brazil at soccer
     assert "Brazil" in v[S.F_NOVEL_TERMS] and v["failed"][0] == "too_short"
 
@@ -134,6 +135,31 @@ def test_number_and_entity_extraction():
         "three hundred; 200 people. The Co-Princes of Andorra, formed in A.D. 1278.",
     )
     assert new_numbers == [] and found == 2 and new == []
+
+
+def test_numbers_in_words_are_numbers():
+    # The evaluation set's planted changes are number words ("forty" -> "fifty", "the third
+    # day" -> "the fifth day"), and translations write "threescore and ten" for 70.
+    assert numbers("three hundred and thirty-seven thousand, five hundred sheep") == {
+        "337000",
+        "500",
+    }
+    assert numbers("on the twenty-fourth day, 2,000 men; six hundred threescore and six") == {
+        "24",
+        "2000",
+        "666",
+    }
+    assert numbers("no one came; One of them left") == set()  # a lone "one": a pronoun
+    source = "He stayed forty days there, and three hundred men with him."
+    assert novel_terms("He stayed fifty days.", source)[0] == ["50"]
+    assert novel_terms("For 40 days, with 300 men; the third day.", source)[0] == []
+    # A source's number words count in parts too: a rewrite may split or round them.
+    assert novel_terms("Three of them.", source)[0] == []
+
+
+def test_quoted_sentences_and_function_words_are_not_entities():
+    text = "He said, 'Do not go to Jesus’ house.' And His servants left for Rome, O Lord."
+    assert entities(text) == ["Jesus", "Rome", "Lord"]
 
 
 def test_compression_ratio_and_copy_ratio_basics():
