@@ -7,6 +7,10 @@ run.dropped_by_reason()       # (stage, reason) -> count
 run.quarantine("ingest")      # the set-aside rows with reason, detail, path, location
 run.data("ingest")            # the stage's kept rows (a pyarrow.Table)
 run.dropped("quality", "gopher_stop_words")   # dropped rows of one reason, scores included
+run.lineage("shard-00000.arrow", 17)          # where a token-shard row came from (a dict)
+run.trace("shard-00000.arrow", 17)            # ... joined to its source text, chunks, prompt
+run.locate("wiki/42#qa")                      # the (shard, row) holding a document or rewrite
+run.decode(tokens)                            # token ids as text, with the shards' tokenizer
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.provenance import Provenance, Trace
 from pipeline.schema import CLUSTERS_SCHEMA, with_drop_columns
 from pipeline.stats import StageStats
 
@@ -29,6 +34,7 @@ class Run:
             raise FileNotFoundError(f"{summary}: not a finished run directory")
         self.summary = json.loads(summary.read_text())
         self.stages = [StageStats.from_dict(s) for s in self.summary["stages"]]
+        self.provenance = Provenance(self.run_dir, [s.stage for s in self.stages])
 
     def has(self, stage: str) -> bool:
         return any(s.stage == stage for s in self.stages)
@@ -77,6 +83,29 @@ class Run:
 
     def clusters(self, columns: list[str] | None = None) -> pa.Table:
         return _read_parts(self.run_dir / "dedup" / "clusters", columns, CLUSTERS_SCHEMA)
+
+    # --- lineage of the token shards (pipeline/provenance.py) --------------------------------
+
+    def lineage(self, shard: str | None = None, row: int | None = None) -> pa.Table | dict:
+        """The lineage table beside the shards: every shard's (with `shard`, `row` columns),
+        one shard's, or one row's (a dict). Checked against manifest.json's sha256."""
+        if shard is None:
+            return self.provenance.all()
+        if row is None:
+            return self.provenance.table(shard)
+        return self.provenance.row(shard, row)
+
+    def trace(self, shard: str, row: int) -> Trace:
+        """A shard row's lineage with its source document's text, the chunks it rewrote,
+        the prompt template and the rewrite's own text."""
+        return self.provenance.trace(shard, row)
+
+    def locate(self, doc_id: str) -> list[tuple[str, int]]:
+        return self.provenance.locate(doc_id)
+
+    def decode(self, tokens: list[int]) -> str:
+        """Token ids (from a shard or a loader batch) as text, BOS/EOS left out."""
+        return self.provenance.decode(tokens)
 
 
 def _stage_schema(stage: str) -> pa.Schema | None:

@@ -95,12 +95,21 @@ STYLE = "style"
 PROMPT_ID = "prompt_id"  # "<template id>@v<version>"
 PROMPT_HASH = "prompt_hash"  # sha256 (12 hex) of the prompt text: instruction, examples, frame
 MODEL = "model"
+# sha256 over the model's weight files (pipeline/models/weights.py), cached beside them; null
+# for a hub id or remote path, whose files are not on the machine that records the row.
+MODEL_HASH = "model_hash"
 SAMPLING = "sampling"  # the sampling parameters as canonical JSON
 MODE = "mode"  # "autoregressive" or "independent"
 N_CHUNKS = "n_chunks"  # chunks rewritten (a long document may be capped)
 SOURCE_TEXT = "source_text"  # the part of the source document that was rewritten
 CHUNK_SOURCES = "chunk_sources"  # per chunk, in order: the source text ...
 CHUNK_REWRITES = "chunk_rewrites"  # ... and its cleaned rewrite (lineage per chunk index)
+# ... and where it lies: its index and [start, end) character offsets in the source document's
+# text (chunking.Chunk), so a chunk id is (doc_id, index) and document[start:end] its text.
+CHUNK_SPANS = "chunk_spans"
+CHUNK_SPAN_TYPE = pa.list_(
+    pa.struct([("index", pa.int32()), ("start", pa.int64()), ("end", pa.int64())])
+)
 FINISH_REASONS = "finish_reasons"  # per chunk
 INPUT_TOKENS = "input_tokens"  # prompt tokens summed over the chunks (retries included)
 OUTPUT_TOKENS = "output_tokens"  # generated tokens summed over the chunks
@@ -118,6 +127,7 @@ REWRITES_SCHEMA = pa.schema(
         pa.field(PROMPT_ID, pa.string(), nullable=False),
         pa.field(PROMPT_HASH, pa.string(), nullable=False),
         pa.field(MODEL, pa.string(), nullable=False),
+        pa.field(MODEL_HASH, pa.string()),
         pa.field(SAMPLING, pa.string(), nullable=False),
         pa.field(MODE, pa.string(), nullable=False),
         pa.field(N_CHUNKS, pa.int32(), nullable=False),
@@ -125,6 +135,7 @@ REWRITES_SCHEMA = pa.schema(
         pa.field(SOURCE_TEXT, pa.large_string(), nullable=False),
         pa.field(CHUNK_SOURCES, pa.list_(pa.large_string())),
         pa.field(CHUNK_REWRITES, pa.list_(pa.large_string())),
+        pa.field(CHUNK_SPANS, CHUNK_SPAN_TYPE),
         pa.field(FINISH_REASONS, pa.list_(pa.string())),
         pa.field(INPUT_TOKENS, pa.int64(), nullable=False),
         pa.field(OUTPUT_TOKENS, pa.int64(), nullable=False),
@@ -159,6 +170,31 @@ def token_shard_schema(token_dtype: str) -> pa.Schema:
             pa.field(TOKENS, pa.list_(TOKEN_DTYPES[token_dtype]), nullable=False),
         ]
     )
+
+
+# --- lineage of token shards (a table beside the shards, pipeline/tokenize/lineage.py) -----
+# One Parquet file per shard, lineage/<shard name>.parquet, named in manifest.json with its
+# sha256: row i describes row i of the shard (the same DOC_ID). Kept out of the shards so the
+# loader maps only tokens. Raw rows fill PATH/LOCATION, rewrites the prompt, model and chunks.
+SOURCE_DOC_ID = "source_doc_id"  # the document (ingest/dedup DOC_ID) the row's text came from
+
+LINEAGE_SCHEMA = pa.schema(
+    [
+        pa.field(DOC_ID, pa.string(), nullable=False),  # the shard row's doc_id
+        pa.field(SOURCE_DOC_ID, pa.string(), nullable=False),
+        pa.field(SOURCE, pa.string(), nullable=False),
+        pa.field(KIND, pa.string(), nullable=False),
+        pa.field(STYLE, pa.string()),
+        pa.field(PATH, pa.string()),  # raw: the input file (rewrites: see SOURCE_DOC_ID's)
+        pa.field(LOCATION, pa.int64()),
+        pa.field(PROMPT_ID, pa.string()),  # rewrite: the prompt, model and sampling used
+        pa.field(PROMPT_HASH, pa.string()),
+        pa.field(MODEL, pa.string()),
+        pa.field(MODEL_HASH, pa.string()),
+        pa.field(SAMPLING, pa.string()),
+        pa.field(CHUNK_SPANS, CHUNK_SPAN_TYPE),  # rewrite: the source chunks it covers
+    ]
+)
 
 
 # --- quality scores (quality stage: added to document rows, kept and dropped alike) -------

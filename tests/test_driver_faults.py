@@ -123,8 +123,8 @@ def after(marker: str, seconds: float):
 
 
 def shard_bytes(run_dir: Path) -> dict[str, bytes]:
-    data = run_dir / "tokenize" / "data"
-    return {p.name: p.read_bytes() for p in sorted(data.iterdir()) if p.is_file()}
+    data = run_dir / "tokenize" / "data"  # shards, manifest and the lineage/ tables
+    return {p.relative_to(data).as_posix(): p.read_bytes() for p in data.rglob("*") if p.is_file()}
 
 
 def test_killed_three_times_then_resumed_gives_identical_shards(corpus, tmp_path):

@@ -12,6 +12,7 @@ import nbformat
 import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, local_model_config, make_config, write_jsonl
+from rewrite_rows import MODEL_HASH, run_with_rewrites
 
 from pipeline import runner
 from pipeline.config import SourceConfig
@@ -93,3 +94,33 @@ def test_notebook_runs_on_a_small_run(path, small_run):
         o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
     ]
     assert figures, f"{path.name} drew no plot"
+
+
+def run_notebook(path: Path, run_dir: Path):
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    os.environ["PIPELINE_RUN_DIR"] = str(run_dir)
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    return nb
+
+
+def cell_text(nb, cell_id: str) -> str:
+    """Everything a cell printed or displayed (errors fail the caller first)."""
+    outputs = next(c for c in nb.cells if c.get("id") == cell_id).outputs
+    assert not [o for o in outputs if o.output_type == "error"]
+    return "".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs
+    )
+
+
+@pytest.mark.slow
+def test_notebook_04_traces_a_token_back_to_its_source_prompt_and_model(tmp_path, ray_local):
+    """The lineage section on a run whose shards hold rewrites (hand-made rows, no model)."""
+    run_dir = run_with_rewrites(tmp_path)
+    nb = run_notebook(ROOT / "notebooks" / "04_tokens_and_training.ipynb", run_dir)
+    shown = cell_text(nb, "lineage")
+    assert "rewrites" in shown and "news/n" in shown and MODEL_HASH in shown
+    assert "from config.yaml: rewrite.prompts." in shown and "hash matches: True" in shown

@@ -105,8 +105,10 @@ def test_tokenize_survives_a_killed_worker(ray_local, news, tmp_path):
         tmp_path / "clean", tmp_path / "faulty", "tokenize", config, title="", after=0.2
     )
     assert killer.killed, "no tokenize worker was busy long enough to be killed"
-    shards = sorted((tmp_path / "clean" / "tokenize" / "data").iterdir())
+    clean = tmp_path / "clean" / "tokenize" / "data"
+    shards = sorted(p for p in clean.rglob("*") if p.is_file())  # lineage/ tables included
     assert any(p.suffix == ".arrow" for p in shards)
+    assert any(p.parent.name == "lineage" for p in shards)
     for path in shards:
-        twin = tmp_path / "faulty" / "tokenize" / "data" / path.name
+        twin = tmp_path / "faulty" / "tokenize" / "data" / path.relative_to(clean)
         assert twin.read_bytes() == path.read_bytes(), path.name

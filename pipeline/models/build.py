@@ -4,7 +4,8 @@ Each model lives in a folder named by its parameters under the cache root, e.g.
 `.cache/models/smollm2-135m-instruct-moe-e4-top2`. A folder is built under a temporary name
 and renamed into place when complete, so a crash never leaves a half-written model that looks
 finished; a file lock makes concurrent callers (several Ray actors on one node) build once and
-the rest wait. `build_info.json` records where the weights came from and what was checked.
+the rest wait. `build_info.json` records where the weights came from, what was checked, and
+the weights' sha256 (also cached in weights.sha256.json, pipeline/models/weights.py).
 
     from pipeline.models.build import ensure_local_moe, resolve_model_path
     moe_dir = ensure_local_moe()                    # builds on first use (~1 min), then cached
@@ -24,6 +25,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from pipeline.models.weights import weights_sha256
 
 log = logging.getLogger("pipeline.models")
 
@@ -76,6 +79,9 @@ def _build_cached(
         start = time.perf_counter()
         try:
             info = build(tmp)
+            # Hashed once here and cached beside the weights (pipeline/models/weights.py):
+            # every rewrite row names the weights it came from (lineage, `model_hash`).
+            info["weights_sha256"] = weights_sha256(tmp)
             info["build_seconds"] = round(time.perf_counter() - start, 1)
             info["size_bytes"] = dir_size_bytes(tmp)
             # Written last: its presence marks a finished build.

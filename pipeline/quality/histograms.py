@@ -37,13 +37,15 @@ def footer_extremes(parts: list[str], columns: list[str]) -> dict[str, list[floa
     extremes: dict[str, list[float]] = {}
     for part in parts:
         meta = pq.ParquetFile(part).metadata
-        names = meta.schema.to_arrow_schema().names
+        # Parquet numbers leaf columns: a struct inside a list (chunk_spans) has several, so
+        # an Arrow field's index is not its column chunk's; the leaf's path is.
+        leaves = {meta.schema.column(i).path: i for i in range(meta.num_columns)}
         for g in range(meta.num_row_groups):
             group = meta.row_group(g)
             for column in columns:
-                if column not in names:
+                if column not in leaves:
                     continue
-                stats = group.column(names.index(column)).statistics
+                stats = group.column(leaves[column]).statistics
                 if stats is None or not stats.has_min_max:
                     continue
                 lo, hi = float(stats.min), float(stats.max)

@@ -13,6 +13,7 @@ model config (`model.engine`), and `model.env` is set before vLLM is imported.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.config import ModelConfig
+from pipeline.models.weights import weights_sha256
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,13 @@ class VLLMEngine:
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.model_id = model.name
+        self.model_path = path
         self.max_model_len = int(self.llm.model_config.max_model_len)
+
+    @functools.cached_property
+    def model_hash(self) -> str | None:
+        """sha256 of the weight files (lineage); None for a hub id (pipeline/models/weights.py)."""
+        return weights_sha256(self.model_path)
 
     def render(self, messages: list[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(

@@ -249,6 +249,8 @@ class Rewriter:
             S.PROMPT_ID: job.template.key,
             S.PROMPT_HASH: job.template.content_hash,
             S.MODEL: self.engine.model_id,
+            # Engines without weights on this machine (test fakes) have no hash: null.
+            S.MODEL_HASH: getattr(self.engine, "model_hash", None),
             S.SAMPLING: self.sampling_json,
             S.MODE: self.cfg.mode,
             S.N_CHUNKS: len(chunks),
@@ -256,6 +258,7 @@ class Rewriter:
             S.SOURCE_TEXT: source_text,
             S.CHUNK_SOURCES: [c.text for c in chunks],
             S.CHUNK_REWRITES: [t or "" for t in job.rewrites],
+            S.CHUNK_SPANS: [{"index": c.index, "start": c.start, "end": c.end} for c in chunks],
             S.FINISH_REASONS: job.finish,
             S.INPUT_TOKENS: job.input_tokens,
             S.OUTPUT_TOKENS: job.output_tokens,

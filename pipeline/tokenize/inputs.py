@@ -23,9 +23,11 @@ import ray
 
 from pipeline import schema as S
 from pipeline.ray_ops import parquet_parts
+from pipeline.tokenize.lineage import CARRIED_FIELDS, FROM_INPUT, carried_columns
 from pipeline.tokenize.mixing import PARENT_ID
 
-# One row per raw document or rewrite; DOC_ID is the row's id (a rewrite's rewrite_id).
+# One row per raw document or rewrite; DOC_ID is the row's id (a rewrite's rewrite_id). The
+# lineage columns (lineage.CARRIED, PARENT_ID among them) travel with it into the parts.
 INPUT_SCHEMA = pa.schema(
     [
         pa.field(S.DOC_ID, pa.string()),
@@ -35,6 +37,7 @@ INPUT_SCHEMA = pa.schema(
         pa.field(S.STYLE, pa.string()),
         pa.field(S.TEXT, pa.large_string()),
         pa.field(S.N_BYTES, pa.int64()),
+        *[f for f in CARRIED_FIELDS if f.name != PARENT_ID],
     ]
 )
 # Each item takes 1/(GUIDE x CPUs) of the text not yet planned: the first round (one item
@@ -138,14 +141,20 @@ def _row_group(path: str, row_group: int, kind: str) -> pa.Table:
     key = (path, row_group, kind, stat.st_mtime_ns, stat.st_size)
     if key not in _LAST_GROUP:
         _LAST_GROUP.clear()
-        _LAST_GROUP[key] = pq.ParquetFile(path).read_row_group(row_group, columns=_columns(kind))
+        file = pq.ParquetFile(path)
+        columns = _columns(kind, file.schema_arrow.names)
+        _LAST_GROUP[key] = file.read_row_group(row_group, columns=columns)
     return _LAST_GROUP[key]
 
 
-def _columns(kind: str) -> list[str]:
+def _columns(kind: str, present: list[str]) -> list[str]:
+    """The columns to read: those the row needs, and the lineage columns the part has (an
+    output written before a column existed lacks it; as_input fills it with nulls)."""
     if kind == S.KIND_RAW:
-        return [S.DOC_ID, S.SOURCE, S.TEXT, S.N_BYTES]
-    return [S.REWRITE_ID, S.DOC_ID, S.SOURCE, S.STYLE, S.TEXT, S.N_BYTES]
+        needed = [S.DOC_ID, S.SOURCE, S.TEXT, S.N_BYTES]
+    else:
+        needed = [S.REWRITE_ID, S.DOC_ID, S.SOURCE, S.STYLE, S.TEXT, S.N_BYTES]
+    return needed + [c for c in FROM_INPUT[kind] if c in present]
 
 
 def as_input(batch: pa.Table, kind: str) -> pa.Table:
@@ -161,6 +170,7 @@ def as_input(batch: pa.Table, kind: str) -> pa.Table:
             S.STYLE: pa.nulls(n, pa.string()) if raw else batch[S.STYLE],
             S.TEXT: batch[S.TEXT].cast(pa.large_string()),
             S.N_BYTES: batch[S.N_BYTES],
+            **carried_columns(batch, kind),
         },
         schema=INPUT_SCHEMA,
     )

@@ -14,7 +14,9 @@ Layout (format_version 1): {format_version, tokenizer: {kind, name, sha256, voca
 bos_id, eos_id, pad_id, add_bos, add_eos, ...}, token_dtype, splits: {train|heldout:
 {shards: [{file, rows, tokens, bytes, sha256}], documents, tokens}}, totals: {by_source,
 by_kind, by_style: {name: {documents, tokens}}} of the training split, and the same three under
-totals.heldout for the held-out split, mixture: {...}, config: {...}}.
+totals.heldout for the held-out split, mixture: {...}, config: {...}, and (optional, so older
+manifests still load) lineage: {key, columns, files: {shard file: {file, rows, bytes, sha256}}}
+naming each shard's lineage table (pipeline/tokenize/lineage.py; the loader never reads it).
 """
 
 from __future__ import annotations
@@ -60,8 +62,10 @@ def build_manifest(
     totals: Mapping[str, Any],
     mixture: Mapping[str, Any],
     config: Mapping[str, Any],
+    lineage: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The manifest dict (format_version 1); `splits` maps "train"/"heldout" to ShardInfos."""
+    """The manifest dict (format_version 1); `splits` maps "train"/"heldout" to ShardInfos,
+    `lineage` is lineage.lineage_entry(...) of the shards' lineage files."""
     manifest = {
         "format_version": FORMAT_VERSION,
         "tokenizer": dict(tokenizer),
@@ -71,6 +75,8 @@ def build_manifest(
         "mixture": dict(mixture),
         "config": dict(config),
     }
+    if lineage is not None:
+        manifest["lineage"] = dict(lineage)
     check_structure(manifest)
     return manifest
 
@@ -167,6 +173,28 @@ def check_structure(manifest: Any, where: str = MANIFEST_NAME) -> None:
             listed = sum(s[key if key == "tokens" else "rows"] for s in entry["shards"])
             if entry.get(key) != listed:
                 fail(f"splits.{split}.{key}", f"{entry.get(key)!r} != {listed}, the shards' sum")
+    if "lineage" in manifest:
+        _check_lineage(manifest["lineage"], seen, fail)
+
+
+def _check_lineage(block: Any, shards: set[str], fail) -> None:
+    """The optional lineage block: one file per shard, each a relative name with counts and
+    a sha256 (the files themselves: lineage.verify_lineage)."""
+    files = block.get("files") if isinstance(block, Mapping) else None
+    if not isinstance(files, Mapping):
+        fail("lineage.files", "missing or not an object")
+    if set(files) != shards:
+        fail("lineage.files", f"names {sorted(files)}, the shards are {sorted(shards)}")
+    for shard, entry in files.items():
+        field = f"lineage.files.{shard}"
+        name = entry.get("file") if isinstance(entry, Mapping) else None
+        if not (isinstance(name, str) and all(_SHARD_NAME.match(p) for p in name.split("/"))):
+            fail(f"{field}.file", f"{name!r} is not a relative file name")
+        for key in ("rows", "bytes"):
+            if not _is_count(entry.get(key)):
+                fail(f"{field}.{key}", f"{entry.get(key)!r} is not a non-negative integer")
+        if not _HEX64.match(str(entry.get("sha256", ""))):
+            fail(f"{field}.sha256", f"{entry.get('sha256')!r} is not a hex sha256")
 
 
 def verify_shards(directory: Path, manifest: Mapping[str, Any], verify_sha256: bool = True) -> None:

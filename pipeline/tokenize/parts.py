@@ -32,6 +32,7 @@ from pipeline.tokenize.batches import (
     tokenized_schema,
 )
 from pipeline.tokenize.inputs import read_item
+from pipeline.tokenize.lineage import CARRIED
 from pipeline.tokenize.mixing import ORDER
 from pipeline.tokenize.sink import FILE
 from pipeline.tokenize.tokenizers import TokenizerSpec
@@ -40,9 +41,10 @@ PARTS_DIR = "_parts"  # in the stage's directory; deleted once the shards are wr
 PART = "_part"  # the part file (a name inside the part directory) holding the row
 ROW = "_row"  # the row's index in that file
 PART_SUFFIX = ".arrow"
-# What a part keeps of each row: the shard columns, the row's place in shard order, and
-# the quarantine snippet (the keys and sizes the plan needs travel to the driver instead).
-PART_COLUMNS = [*S.token_shard_schema("uint16").names, ORDER, S.SNIPPET]
+# What a part keeps of each row: the shard columns, the row's place in shard order, its
+# lineage (lineage.py: written beside its shard) and the quarantine snippet (the keys and
+# sizes the plan needs travel to the driver instead).
+PART_COLUMNS = [*S.token_shard_schema("uint16").names, ORDER, *CARRIED, S.SNIPPET]
 
 
 def meta_schema() -> pa.Schema:
@@ -71,6 +73,8 @@ def tokenize_to_part(
         for i in range(0, n, batch_rows)
     ]
     table = pa.concat_tables(chunks) if len(chunks) > 1 else chunks[0]
+    for column in CARRIED:
+        table = table.append_column(column, batch[column])
     name = f"{uuid.uuid4().hex}{PART_SUFFIX}"
     write_part(table.select(PART_COLUMNS), Path(part_dir) / name)
     meta = table.select(META_COLUMNS)

@@ -1,4 +1,5 @@
-"""The Ray Data sink that writes token shards: whole shards, temp file + rename, sha256 each.
+"""The Ray Data sink that writes token shards: whole shards, temp file + rename, sha256 each,
+and beside each its lineage file (lineage.py), from the same rows in the same task.
 
 Rows arrive grouped by their shard's file name (the `_file` column, one group per shard,
 from `groupby(_file).map_groups`); a write task may get several shards and writes each
@@ -8,6 +9,7 @@ arrives incomplete (split across write tasks) is an error, not a short file.
     sink = ShardSink(data_dir, "uint16", plan.planned)
     grouped.write_datasink(sink)
     sink.shards   # [ShardInfo, ...] sorted by file name
+    sink.lineage  # [LineageInfo, ...] in the same order
 """
 
 from __future__ import annotations
@@ -22,23 +24,25 @@ from ray.data import Datasink
 from ray.data.block import BlockAccessor
 from ray.data.datasource.datasink import WriteResult
 
+from pipeline.tokenize.lineage import LineageInfo, write_lineage
 from pipeline.tokenize.mixing import ORDER
 from pipeline.tokenize.shards import ShardInfo, write_shard
 
 FILE = "_file"  # the shard a row belongs to (set by the stage from the plan)
 
 
-class ShardSink(Datasink[list[ShardInfo]]):
+class ShardSink(Datasink[list[tuple[ShardInfo, LineageInfo]]]):
     def __init__(self, directory: Path, token_dtype: str, planned: dict[str, tuple[int, int]]):
         self.directory = Path(directory)
         self.token_dtype = token_dtype
         self.planned = dict(planned)  # file -> (rows, tokens)
         self.shards: list[ShardInfo] = []
+        self.lineage: list[LineageInfo] = []
 
     def on_write_start(self, schema=None) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    def write(self, blocks: Iterable, ctx) -> list[ShardInfo]:
+    def write(self, blocks: Iterable, ctx) -> list[tuple[ShardInfo, LineageInfo]]:
         tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
         tables = [t for t in tables if t.num_rows]
         if not tables:
@@ -58,13 +62,18 @@ class ShardSink(Datasink[list[ShardInfo]]):
                     f"{expected}: a shard was split across tasks (is it larger than Ray "
                     "Data's target_max_block_size?)"
                 )
-            infos.append(write_shard(self.directory, name, rows, self.token_dtype))
+            shard = write_shard(self.directory, name, rows, self.token_dtype)
+            infos.append((shard, write_lineage(self.directory, name, rows)))
         return infos
 
-    def on_write_complete(self, write_result: WriteResult[list[ShardInfo]]) -> None:
-        shards = sorted(
-            (s for part in write_result.write_returns for s in part), key=lambda s: s.file
+    def on_write_complete(
+        self, write_result: WriteResult[list[tuple[ShardInfo, LineageInfo]]]
+    ) -> None:
+        pairs = sorted(
+            (pair for part in write_result.write_returns for pair in part),
+            key=lambda pair: pair[0].file,
         )
+        shards = [shard for shard, _ in pairs]
         names = [s.file for s in shards]
         if names != sorted(self.planned) or len(set(names)) != len(names):
             raise RuntimeError(
@@ -77,3 +86,4 @@ class ShardSink(Datasink[list[ShardInfo]]):
                     f"planned {self.planned[s.file]}"
                 )
         self.shards = shards
+        self.lineage = [lineage for _, lineage in pairs]

@@ -11,7 +11,8 @@
               boundaries (pipeline/tokenize/mixing.py), and so every row's fate
 4. write      dropped rows (reason, detail, snippet) -> quarantine/tokenize via AccountingSink;
               each shard assembled from its rows' parts -> ShardSink (temp + rename, sha256
-              each); manifest.json last; the parts are deleted
+              each), its lineage table beside it (lineage/, pipeline/tokenize/lineage.py);
+              manifest.json last; the parts are deleted
 
 Inputs: the last stage producing DOCS (raw documents) and, when the run has one, the last
 producing REWRITES. rows_in = raw documents + rewrites; every row ends in a shard or in
@@ -34,6 +35,7 @@ from pipeline.stage import DOCS, REWRITES, SHARDS, RunContext, Stage
 from pipeline.stats import StageStats, StepTimer
 from pipeline.tokenize import batches as B
 from pipeline.tokenize.inputs import MAX_ITEM_BYTES, input_dataset, plan_items
+from pipeline.tokenize.lineage import lineage_entry
 from pipeline.tokenize.manifest import build_manifest, write_manifest
 from pipeline.tokenize.mixing import ORDER, decide, make_plan, shard_files, totals
 from pipeline.tokenize.parts import PARTS_DIR
@@ -105,7 +107,7 @@ class TokenizeStage(Stage):
             dropped = write_quarantine(
                 rows, reasons, plan, cfg, part_dir, data_dir, ctx.quarantine_dir(self.name)
             )
-            shards = write_shards(rows, files, plan, dtype, part_dir, data_dir)
+            shards, lineage = write_shards(rows, files, plan, dtype, part_dir, data_dir)
             planned_drops = _counts([r for r in reasons if r is not None])
             if dropped != planned_drops:
                 raise RuntimeError(f"quarantine got {dropped}, the plan dropped {planned_drops}")
@@ -124,6 +126,7 @@ class TokenizeStage(Stage):
                     },
                 },
                 config={"tokenizer": asdict(cfg.tokenizer), "shards": asdict(cfg.shards)},
+                lineage=lineage_entry(lineage),
             )
             write_manifest(data_dir, manifest)
             shutil.rmtree(part_dir, ignore_errors=True)

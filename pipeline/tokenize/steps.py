@@ -2,7 +2,7 @@
 
     rows = encode(sources, spec, "uint16", cfg, part_dir)      # per-row meta; tokens in parts
     dropped = write_quarantine(rows, reasons, plan, cfg, part_dir, data_dir, quarantine_dir)
-    shards = write_shards(rows, files, plan, "uint16", part_dir, data_dir)
+    shards, lineage = write_shards(rows, files, plan, "uint16", part_dir, data_dir)
 
 Encoding is the only step that touches text: one pass, a task per planned read item
 (inputs.plan_items). Writing reads back exactly the rows each shard (or the quarantine)
@@ -24,6 +24,7 @@ from pipeline.io.sink import AccountingSink
 from pipeline.tokenize import batches as B
 from pipeline.tokenize import parts as P
 from pipeline.tokenize.inputs import plan_items
+from pipeline.tokenize.lineage import LineageInfo
 from pipeline.tokenize.mixing import Plan, is_kept
 from pipeline.tokenize.shards import ShardInfo
 from pipeline.tokenize.sink import ShardSink
@@ -94,10 +95,11 @@ def write_quarantine(
 
 def write_shards(
     rows: pa.Table, files: np.ndarray, plan: Plan, dtype: str, part_dir: Path, data_dir: Path
-) -> list[ShardInfo]:
-    """Each planned shard assembled from its rows' parts and written by ShardSink."""
+) -> tuple[list[ShardInfo], list[LineageInfo]]:
+    """Each planned shard assembled from its rows' parts and written by ShardSink, with its
+    lineage file; both lists in shard name order."""
     if not plan.planned:
-        return []
+        return [], []
     recipes = P.shard_recipes(files, rows[P.PART], rows[P.ROW])
     sink = ShardSink(data_dir, dtype, plan.planned)
     # One recipe per block, so the shards are assembled and written in parallel; a shard
@@ -106,13 +108,16 @@ def write_shards(
         ray.data.from_arrow(recipes).map_batches(
             P.assemble_shards, batch_format="pyarrow", fn_kwargs={"part_dir": str(part_dir)}
         ).write_datasink(sink)
-    return sink.shards
+    return sink.shards, sink.lineage
 
 
 def _largest_shard_bytes(plan: Plan, dtype: str) -> int:
     itemsize = np.dtype(dtype).itemsize
-    # Tokens plus ~200 bytes of ids, offsets and keys per row: an upper estimate.
-    return max(tokens * itemsize + rows * 200 for rows, tokens in plan.planned.values())
+    # Tokens plus ~200 bytes of ids, offsets and keys per row and its lineage: a raw row's
+    # input path, a rewrite's prompt, model, hashes, sampling JSON (~300 bytes) and chunk
+    # spans (20 bytes each). 2 KiB a row is an upper estimate: a larger block limit costs
+    # nothing, a smaller one would split a shard across write tasks.
+    return max(tokens * itemsize + rows * 2048 for rows, tokens in plan.planned.values())
 
 
 @contextmanager

@@ -172,6 +172,39 @@ class TokenShardDataset(IterableDataset):
             "batch": batch,
         }
 
+    def batch_documents(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """Where a batch's tokens come from (for inspection; make_batch never calls it): per
+        document piece, in batch order, its shard file and row (the key of the lineage table
+        beside the shards, pipeline/tokenize/lineage.py), the piece's token range in the
+        document ([begin, end), BOS included) and its first position in the flattened batch."""
+        epoch, index = int(batch["epoch"]), int(batch["batch"])
+        order, lengths, ends = self.plan(epoch)
+        total = int(ends[-1]) if len(ends) else 0
+        size = self.batch_size * self.seq_len
+        start = min((index * self.world_size + self.rank) * size, total)
+        stop = min(start + size, total)
+        shards = self.manifest["splits"][self.split_name]["shards"]
+        first_row = np.cumsum([0] + [s["rows"] for s in shards])
+        out = []
+        for i in range(int(np.searchsorted(ends, start, side="right")), len(ends)):
+            doc_start = int(ends[i] - lengths[i])
+            if doc_start >= stop:
+                break
+            if lengths[i] == 0:
+                continue
+            doc = int(order[i])
+            k = int(np.searchsorted(first_row, doc, side="right")) - 1
+            out.append(
+                {
+                    "shard": shards[k]["file"],
+                    "row": doc - int(first_row[k]),
+                    "begin": max(start, doc_start) - doc_start,
+                    "end": min(stop, int(ends[i])) - doc_start,
+                    "position": max(start, doc_start) - start,
+                }
+            )
+        return out
+
     # --- iteration --------------------------------------------------------------------------
     def _start(self) -> tuple[int, int]:
         epoch, batch = self.epoch, self.batch

@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 from pipeline.models.build import ensure_local_moe, moe_dir_name, read_build_info
 from pipeline.models.smollm2 import ModelSourceError, find_gguf
 from pipeline.models.upcycle import check_tensor_names
+from pipeline.models.weights import CACHE_NAME, weights_sha256
 
 pytestmark = pytest.mark.slow
 
@@ -74,6 +75,9 @@ def test_moe_checkpoint_is_classic_mixtral(cache_root: Path) -> None:
     info = read_build_info(moe)
     assert info["tensor_names"]["ok"] and info["max_logit_diff_vs_dense"] == 0.0
     assert info["source_version"] == "0.1.2" and len(info["gguf_sha256"]) == 64
+    # The weights hash (lineage: model_hash) is computed at build time and cached beside them.
+    assert info["weights_sha256"] == json.loads((moe / CACHE_NAME).read_text())["sha256"]
+    assert weights_sha256(moe) == info["weights_sha256"]
 
     # Cached: a second call is a lookup, not a rebuild.
     stamp = (moe / "build_info.json").stat().st_mtime_ns

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from pipeline import schema as S
 from pipeline.tokenize.inputs import INPUT_SCHEMA, as_input, guided_cuts, plan_items, read_item
+from pipeline.tokenize.lineage import CARRIED
 from pipeline.tokenize.mixing import PARENT_ID
 
 
@@ -82,6 +83,7 @@ def test_docs_and_rewrites_share_one_input_schema():
     docs = pa.table({S.DOC_ID: ["web/1"], S.SOURCE: ["web"], S.TEXT: ["Hello."], S.N_BYTES: [6]})
     raw = as_input(docs, S.KIND_RAW)
     assert raw.schema == INPUT_SCHEMA
+    no_lineage = {c: None for c in CARRIED if c != PARENT_ID}  # an input without them: nulls
     assert raw.to_pylist() == [
         {
             S.DOC_ID: "web/1",
@@ -91,14 +93,23 @@ def test_docs_and_rewrites_share_one_input_schema():
             S.STYLE: None,
             S.TEXT: "Hello.",
             S.N_BYTES: 6,
+            **no_lineage,
         }
     ]
+    located = docs.append_column(S.PATH, pa.array(["/in/web.jsonl"])).append_column(
+        S.LOCATION, pa.array([3], pa.int64())
+    )
+    row = as_input(located, S.KIND_RAW).to_pylist()[0]
+    assert (row[S.PATH], row[S.LOCATION], row[S.PROMPT_ID]) == ("/in/web.jsonl", 3, None)
     rewrites = pa.table(
         {
             S.REWRITE_ID: ["web/1#qa"],
             S.DOC_ID: ["web/1"],
             S.SOURCE: ["web"],
             S.STYLE: ["qa"],
+            S.PROMPT_ID: ["qa@v1"],
+            S.MODEL_HASH: ["ab" * 32],
+            S.PATH: ["ignored: a rewrite's path is its document's"],
             S.TEXT: ["Q: hi? A: Hello."],
             S.N_BYTES: [16],
         }
@@ -109,4 +120,10 @@ def test_docs_and_rewrites_share_one_input_schema():
         "web/1",
         "rewrite",
         "qa",
+    )
+    assert (row[S.PROMPT_ID], row[S.MODEL_HASH], row[S.MODEL], row[S.PATH]) == (
+        "qa@v1",
+        "ab" * 32,
+        None,
+        None,
     )

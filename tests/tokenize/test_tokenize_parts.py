@@ -12,6 +12,7 @@ from pipeline import schema as S
 from pipeline.tokenize import parts as P
 from pipeline.tokenize.batches import META_COLUMNS, QUARANTINE_KEPT_SCHEMA, tokenize_batch
 from pipeline.tokenize.inputs import as_input, plan_items
+from pipeline.tokenize.lineage import CARRIED
 from pipeline.tokenize.mixing import ORDER
 from pipeline.tokenize.sink import FILE
 from pipeline.tokenize.tokenizers import spec_from_file
@@ -32,15 +33,25 @@ def inputs(n: int, first: int = 0) -> pa.Table:
             S.SOURCE: ["web"] * n,
             S.TEXT: texts,
             S.N_BYTES: [len(t.encode()) for t in texts],
+            S.PATH: ["/corpus/web.jsonl"] * n,
+            S.LOCATION: list(range(first + 1, first + n + 1)),
         }
     )
     return as_input(docs, S.KIND_RAW)
 
 
+def tokenized(batch: pa.Table, spec, seed: int) -> pa.Table:
+    """The rows in one tokenizer call, with the lineage columns a part carries."""
+    whole = tokenize_batch(batch, spec, "uint16", seed=seed)
+    for column in CARRIED:
+        whole = whole.append_column(column, batch[column])
+    return whole
+
+
 def test_a_part_holds_the_rows_and_the_driver_gets_their_meta(spec, tmp_path):
     batch = inputs(10)
     meta = P.tokenize_to_part(batch, spec, "uint16", seed=3, batch_rows=4, part_dir=str(tmp_path))
-    whole = tokenize_batch(batch, spec, "uint16", seed=3)  # one tokenizer call, same rows
+    whole = tokenized(batch, spec, seed=3)  # one tokenizer call, same rows
     assert meta.schema == P.meta_schema()
     assert meta.select(META_COLUMNS) == whole.select(META_COLUMNS)
     assert meta[P.ROW].to_pylist() == list(range(10))
@@ -48,6 +59,7 @@ def test_a_part_holds_the_rows_and_the_driver_gets_their_meta(spec, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary left behind
     back = P.take_rows(tmp_path, [name] * 10, range(10), P.PART_COLUMNS)
     assert back == whole.select(P.PART_COLUMNS)
+    assert back[S.LOCATION].to_pylist() == list(range(1, 11))  # lineage rides along
 
 
 def test_an_empty_batch_writes_nothing(spec, tmp_path):
@@ -114,7 +126,7 @@ def test_each_read_item_is_encoded_into_a_part_of_its_own(spec, tmp_path):
     source.mkdir()
     docs = inputs(40)
     pq.write_table(
-        docs.select([S.DOC_ID, S.SOURCE, S.TEXT, S.N_BYTES]),
+        docs.select([S.DOC_ID, S.SOURCE, S.TEXT, S.N_BYTES, S.PATH, S.LOCATION]),
         source / "part-00000.parquet",
         row_group_size=25,
     )
@@ -125,7 +137,7 @@ def test_each_read_item_is_encoded_into_a_part_of_its_own(spec, tmp_path):
     meta = P.encode_items(pa.Table.from_pylist(items), spec, "uint16", 0, 8, str(out))
     assert meta.num_rows == 40 and len(set(meta[P.PART].to_pylist())) == len(items)
     assert sorted(p.name for p in out.iterdir()) == sorted(set(meta[P.PART].to_pylist()))
-    whole = tokenize_batch(docs, spec, "uint16", seed=0)  # the same rows in one call
+    whole = tokenized(docs, spec, seed=0)  # the same rows in one call
     by_order = {o: r for o, r in zip(whole[ORDER].to_pylist(), whole.to_pylist(), strict=True)}
     back = P.take_rows(out, meta[P.PART].to_pylist(), meta[P.ROW].to_pylist(), P.PART_COLUMNS)
     assert sorted(back[ORDER].to_pylist()) == sorted(by_order)

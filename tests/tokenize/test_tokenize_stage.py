@@ -10,14 +10,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import make_config, write_jsonl
+from rewrite_rows import MODEL, MODEL_HASH, SAMPLING, chunk_spans, fake_rewrites
 
 from pipeline import runner
 from pipeline import schema as S
 from pipeline.config import SourceConfig
+from pipeline.rewrite.prompts import get_template
 from pipeline.stage import DOCS, REWRITES, RunContext
 from pipeline.tokenize import inputs
 from pipeline.tokenize import parts as P
 from pipeline.tokenize import stage as stage_module
+from pipeline.tokenize.lineage import read_lineage, verify_lineage
 from pipeline.tokenize.manifest import load_manifest
 from pipeline.tokenize.shards import open_shard, sha256_file
 from pipeline.tokenize.stage import TokenizeStage
@@ -77,7 +80,33 @@ def tokenize_run(corpus, run_dir: Path, **shards):
 
 
 def files(directory: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+    """Every file under `directory` (the lineage tables in lineage/ included) by its path."""
+    return {
+        p.relative_to(directory).as_posix(): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def check_lineage(data: Path, manifest) -> list[dict]:
+    """Each shard's lineage file is named in the manifest with its sha256 and pairs with the
+    shard row for row; returns every lineage row."""
+    assert set(manifest.data["lineage"]["files"]) == {
+        s.file for split in ("train", "heldout") for s in manifest.shards(split)
+    }
+    verify_lineage(data, manifest.data)
+    out = []
+    for split in ("train", "heldout"):
+        for info, path in zip(manifest.shards(split), manifest.paths(split), strict=True):
+            entry = manifest.data["lineage"]["files"][info.file]
+            assert entry["sha256"] == sha256_file(data / entry["file"])
+            lineage = read_lineage(data, manifest.data, info.file).to_pylist()
+            shard = open_shard(path).select([S.DOC_ID, S.SOURCE, S.KIND, S.STYLE]).to_pylist()
+            assert len(lineage) == len(shard) == info.rows == entry["rows"]
+            for line, row in zip(lineage, shard, strict=True):
+                assert {k: line[k] for k in row} == row  # row i describes row i
+            out += lineage
+    return out
 
 
 def test_ingest_then_tokenize_accounts_for_every_document(ray_local, corpus, tmp_path, monkeypatch):
@@ -128,6 +157,15 @@ def test_ingest_then_tokenize_accounts_for_every_document(ray_local, corpus, tmp
     ]
     assert "shards.min_tokens=16" in dropped[0][S.DROP_DETAIL]
     assert stats.extra["tokens_written"] == manifest.tokens("train") + manifest.tokens("heldout")
+    lineage = check_lineage(data, manifest)
+    by_id = {
+        r[S.DOC_ID]: r for r in pq.read_table(tmp_path / "one" / "ingest" / "data").to_pylist()
+    }
+    for line in lineage:  # a raw row points to its input file and line
+        doc = by_id[line[S.DOC_ID]]
+        assert line[S.SOURCE_DOC_ID] == line[S.DOC_ID]
+        assert (line[S.PATH], line[S.LOCATION]) == (doc[S.PATH], doc[S.LOCATION])
+        assert line[S.LOCATION] >= 1 and line[S.PROMPT_ID] is None and line[S.MODEL] is None
 
     assert not (tmp_path / "one" / "tokenize" / P.PARTS_DIR).exists()  # parts are gone
 
@@ -141,43 +179,6 @@ def test_ingest_then_tokenize_accounts_for_every_document(ray_local, corpus, tmp
         tok_file.read_bytes()
         == (tmp_path / "two" / "tokenize" / "tokenizer" / "tokenizer.model").read_bytes()
     )
-
-
-def fake_rewrites(run_dir: Path, docs: list[dict], styles=("qa", "wikipedia")) -> int:
-    rows = []
-    for i, doc in enumerate(docs):
-        style = styles[i % len(styles)]
-        rewritten = f"Question: what is this about? Answer: {doc[S.TEXT]}"
-        rows.append(
-            {
-                S.REWRITE_ID: f"{doc[S.DOC_ID]}#{style}",
-                S.DOC_ID: doc[S.DOC_ID],
-                S.SOURCE: doc[S.SOURCE],
-                S.WEIGHT: 1.0,
-                S.STYLE: style,
-                S.PROMPT_ID: f"{style}@v1",
-                S.PROMPT_HASH: "h",
-                S.MODEL: "fake",
-                S.SAMPLING: "{}",
-                S.MODE: "independent",
-                S.N_CHUNKS: 1,
-                S.TEXT: rewritten,
-                S.SOURCE_TEXT: doc[S.TEXT],
-                S.CHUNK_SOURCES: [doc[S.TEXT]],
-                S.CHUNK_REWRITES: [rewritten],
-                S.FINISH_REASONS: ["stop"],
-                S.INPUT_TOKENS: 1,
-                S.OUTPUT_TOKENS: 1,
-                S.REQUESTS: 1,
-                S.CACHED: 0,
-                S.REMOVED: [],
-                S.N_BYTES: len(rewritten.encode()),
-            }
-        )
-    out = run_dir / "rewrite" / "data"
-    out.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=S.REWRITES_SCHEMA), out / "part-00000.parquet")
-    return len(rows)
 
 
 def test_rewrites_are_mixed_held_out_with_their_document_and_counted(ray_local, corpus, tmp_path):
@@ -209,6 +210,7 @@ def test_rewrites_are_mixed_held_out_with_their_document_and_counted(ray_local, 
     assert 0.5 <= mixture["rewrite_share"] < 0.6  # raw kept up to its budget, never over
     train_rows = [r for p in m.paths("train") for r in open_shard(p).to_pylist()]
     held_rows = [r for p in m.paths("heldout") for r in open_shard(p).to_pylist()]
+    texts = {d[S.DOC_ID]: d[S.TEXT] for d in docs}
     held_docs = {r[S.DOC_ID] for r in held_rows}
     assert held_rows and all(r[S.KIND] == "raw" for r in held_rows)
     for r in train_rows:  # no paraphrase of a held-out document is trained on
@@ -221,6 +223,21 @@ def test_rewrites_are_mixed_held_out_with_their_document_and_counted(ray_local, 
     quarantined = pq.read_table(tmp_path / "quarantine" / "tokenize").to_pylist()
     assert len(quarantined) == stats.rows_dropped
     assert {r[S.DROP_REASON] for r in quarantined} == set(stats.dropped)
+    lineage = check_lineage(tmp_path / "tokenize" / "data", m)
+    written = [line for line in lineage if line[S.KIND] == "rewrite"]
+    assert len(written) == len(rewrites)
+    for line in written:  # a rewrite row names its document, prompt, model and chunks
+        doc_id, style = line[S.DOC_ID].split("#")
+        template = get_template(style)
+        assert (line[S.SOURCE_DOC_ID], line[S.STYLE], line[S.PROMPT_ID]) == (
+            doc_id,
+            style,
+            template.key,
+        )
+        assert line[S.PROMPT_HASH] == template.content_hash
+        assert (line[S.MODEL], line[S.MODEL_HASH]) == (MODEL, MODEL_HASH)
+        assert line[S.SAMPLING] == SAMPLING
+        assert line[S.CHUNK_SPANS] == chunk_spans(texts[doc_id]) and line[S.PATH] is None
 
 
 def test_shards_load_in_hf_datasets(ray_local, corpus, tmp_path):

@@ -11,6 +11,7 @@ import torch
 from train_shards import BOS, TOKENIZER_SHA256, make_docs, split_documents, write_shard_dir
 
 from pipeline.tokenize.manifest import ManifestError
+from pipeline.tokenize.shards import open_shard
 from pipeline.train import packing
 from pipeline.train.dataset import TokenShardDataset, TokenShardLoader, with_dense_boundaries
 from pipeline.train.packing import PAD_SEGMENT
@@ -216,3 +217,22 @@ def test_tokenizer_mismatch_and_missing_shard_are_refused(tmp_path):
     (directory / "heldout-00000.arrow").unlink()
     with pytest.raises(ManifestError, match=r"heldout-00000\.arrow: listed .* but missing"):
         _dataset(directory)
+
+
+def test_batch_documents_name_the_shard_row_of_every_token(shard_dir):
+    directory, docs = shard_dir
+    rows = {}
+    for path in directory.glob("shard-*.arrow"):
+        for i, r in enumerate(open_shard(path).to_pylist()):
+            rows[(path.name, i)] = r
+    ds = _dataset(directory, rank=1, world_size=2)
+    seen = 0
+    for batch in TokenShardLoader(ds):
+        flat = batch["input_ids"].reshape(-1).tolist()
+        pieces = ds.batch_documents(batch)
+        assert sum(p["end"] - p["begin"] for p in pieces) == batch["tokens"]
+        for p in pieces:
+            tokens = rows[(p["shard"], p["row"])]["tokens"][p["begin"] : p["end"]]
+            assert flat[p["position"] : p["position"] + len(tokens)] == tokens
+        seen += len(pieces)
+    assert seen >= len(docs) // 2
