@@ -212,6 +212,14 @@ class RewriteConfig:
     # An output that hit max_tokens: "retry" once with twice the budget, then drop; "drop";
     # or "keep" the truncated text.
     on_truncated: str = "retry"
+    # Best of n with the fidelity gate as verifier: a chunk whose rewrite the gate rejects
+    # (fidelity.* rules, applied to the chunk alone) is sampled again with a new seed, up to
+    # this many attempts in all; each rejected attempt is counted and kept in
+    # quarantine/rewrite/attempts/. 1: no regeneration. Greedy sampling (temperature 0) gives
+    # the same text for every seed, so it always makes one attempt.
+    max_attempts: int = 4
+    # Gate rules a new sample may fix; a chunk failing another rule fails at once. null: all.
+    regenerate_on: list[str] | None = None
     # Documents interleaved in one actor batch: more keeps the engine's batch full (with 16,
     # 24 documents went as 16 + 8 and generation ran at 0.66x a single bare call).
     batch_docs: int = 64
@@ -399,6 +407,7 @@ def _rewrite_problems(r: RewriteConfig) -> list[str]:
         "rewrite.max_chunk_tokens": r.max_chunk_tokens,
         "rewrite.batch_docs": r.batch_docs,
         "rewrite.sampling.max_tokens": r.sampling.max_tokens,
+        "rewrite.max_attempts": r.max_attempts,
     }.items():
         if value < 1:
             problems.append(f"{key}: must be >= 1, got {value}")

@@ -111,9 +111,27 @@ CHUNK_SPAN_TYPE = pa.list_(
     pa.struct([("index", pa.int32()), ("start", pa.int64()), ("end", pa.int64())])
 )
 FINISH_REASONS = "finish_reasons"  # per chunk
+# Samples drawn per chunk (rewrite.max_attempts: best of n with the fidelity gate as verifier);
+# 0 for a chunk never reached because an earlier one failed.
+CHUNK_ATTEMPTS = "chunk_attempts"
+# Every sample the gate rejected: chunk index, attempt (1-based), rule, detail, cleaned text.
+REJECTED_ATTEMPTS = "rejected_attempts"
+ATTEMPT = "attempt"
+CHUNK_INDEX = "chunk_index"
+REJECTED_ATTEMPT_TYPE = pa.list_(
+    pa.struct(
+        [
+            ("index", pa.int32()),
+            (ATTEMPT, pa.int32()),
+            ("reason", pa.string()),
+            ("detail", pa.string()),
+            ("text", pa.large_string()),
+        ]
+    )
+)
 INPUT_TOKENS = "input_tokens"  # prompt tokens summed over the chunks (retries included)
 OUTPUT_TOKENS = "output_tokens"  # generated tokens summed over the chunks
-REQUESTS = "requests"  # generation requests made (a chunk, plus its retry if truncated)
+REQUESTS = "requests"  # generation requests made: every attempt, and each truncation retry
 CACHED = "cached"  # requests served by the generation cache
 REMOVED = "removed"  # what post-processing stripped (preamble, fence, think, chatter)
 
@@ -137,6 +155,8 @@ REWRITES_SCHEMA = pa.schema(
         pa.field(CHUNK_REWRITES, pa.list_(pa.large_string())),
         pa.field(CHUNK_SPANS, CHUNK_SPAN_TYPE),
         pa.field(FINISH_REASONS, pa.list_(pa.string())),
+        pa.field(CHUNK_ATTEMPTS, pa.list_(pa.int32())),
+        pa.field(REJECTED_ATTEMPTS, REJECTED_ATTEMPT_TYPE),
         pa.field(INPUT_TOKENS, pa.int64(), nullable=False),
         pa.field(OUTPUT_TOKENS, pa.int64(), nullable=False),
         pa.field(REQUESTS, pa.int32(), nullable=False),
@@ -193,6 +213,9 @@ LINEAGE_SCHEMA = pa.schema(
         pa.field(MODEL_HASH, pa.string()),
         pa.field(SAMPLING, pa.string()),
         pa.field(CHUNK_SPANS, CHUNK_SPAN_TYPE),  # rewrite: the source chunks it covers
+        # rewrite: samples drawn per chunk; chunk i's kept text was drawn with seed
+        # sampling.seed + attempts[i] - 1 (pipeline/rewrite/rewriter.py)
+        pa.field(CHUNK_ATTEMPTS, pa.list_(pa.int32())),
     ]
 )
 

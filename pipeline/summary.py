@@ -52,7 +52,30 @@ def format_summary(stages: Sequence[StageStats], dropped_width: int = 56) -> str
         lines.append(
             "tokens/s: rewrite = generated, tokenize = written, ~ = estimated from the bytes read"
         )
-    return "\n".join(lines + _token_lines(stages) + _histogram_lines(stages))
+    return "\n".join(
+        lines + _attempt_lines(stages) + _token_lines(stages) + _histogram_lines(stages)
+    )
+
+
+def _attempt_lines(stages: Sequence[StageStats]) -> list[str]:
+    """Best-of-n rewriting: chunks the gate accepted, within how many samples, and why the
+    others were rejected (rewrite stage, stats.extra["attempts"])."""
+    extra = next((s.extra for s in stages if s.stage == "rewrite"), None)
+    attempts = (extra or {}).get("attempts")
+    if not attempts or not attempts.get("chunks"):
+        return []
+    yields = ", ".join(
+        f"#{k} {y:.0%}" for k, y in attempts["yield_by_attempt"].items() if y is not None
+    )
+    rejected = ", ".join(f"{r}={n:,}" for r, n in attempts["rejected_by_rule"].items())
+    return [
+        "",
+        f"rewrite attempts  {attempts['chunks_accepted']:,} of {attempts['chunks']:,} chunks "
+        f"accepted ({attempts['acceptance']:.0%}) within {extra['max_attempts']} attempts, "
+        f"{attempts['samples']:,} samples drawn",
+        f"  yield by attempt  {yields}",
+        f"  rejected samples  {rejected or 'none'} (quarantine/rewrite/attempts)",
+    ]
 
 
 def _bytes_per_token(stages: Sequence[StageStats]) -> float | None:

@@ -56,3 +56,25 @@ def test_without_a_tokenize_stage_there_is_no_estimate():
     lines = format_summary([StageStats("ingest", rows_in=1, rows_out=1, bytes_in=9, seconds=1.0)])
     assert lines.splitlines()[2].split()[-1] == "1.0s"
     assert "tokens written" not in lines
+
+
+def test_rewrite_attempts_show_acceptance_yield_per_attempt_and_rejections():
+    attempts = {
+        "chunks": 24,
+        "chunks_accepted": 12,
+        "acceptance": 0.5,
+        "samples": 60,
+        "accepted_by_attempt": {"1": 6, "2": 4, "4": 2},
+        "yield_by_attempt": {"1": 0.25, "2": 0.2222, "3": 0.0, "4": 0.1429},
+        "rejected_by_rule": {"copied_source": 30, "novel_numbers": 18},
+    }
+    stages = [
+        StageStats(
+            "rewrite", rows_in=12, rows_out=8, dropped={"copied_source": 4},
+            extra={"attempts": attempts, "max_attempts": 4},
+        )
+    ]  # fmt: skip
+    text = format_summary(stages)
+    assert "12 of 24 chunks accepted (50%) within 4 attempts, 60 samples drawn" in text
+    assert "#1 25%, #2 22%, #3 0%, #4 14%" in text
+    assert "copied_source=30, novel_numbers=18" in text

@@ -16,6 +16,7 @@ Independent mode sends every chunk of the batch in one call.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,6 +37,10 @@ from pipeline.rewrite.prompts import (
 CHUNK_TOO_LONG = "chunk_too_long"
 ENGINE_ERROR = "engine_error"
 
+Verifier = Callable[[str, str, "str | None", str], "tuple[str, str] | None"]
+"""(chunk rewrite, chunk source, finish reason, style) -> None if accepted, else the
+(rule, detail) it fails: the fidelity gate on one chunk (pipeline/quality/chunk_gate.py)."""
+
 
 @dataclass
 class _Job:
@@ -52,10 +57,13 @@ class _Job:
     requests: int = 0
     cached: int = 0
     failure: tuple[str, str] | None = None  # (reason, detail)
+    attempts: list[int] = field(default_factory=list)  # samples drawn per chunk
+    rejected: list[dict] = field(default_factory=list)  # schema.REJECTED_ATTEMPT_TYPE rows
 
     def __post_init__(self) -> None:
         self.rewrites = [None] * len(self.chunks)
         self.finish = [None] * len(self.chunks)
+        self.attempts = [0] * len(self.chunks)
 
 
 @dataclass
@@ -64,6 +72,8 @@ class _Request:
     index: int  # chunk index
     prompt: str
     sampling: dict[str, Any]
+    attempt: int = 1  # 1 + the samples of this chunk rejected before
+    widened: bool = False  # the truncation retry, at twice the output budget
 
 
 class Rewriter:
@@ -73,11 +83,17 @@ class Rewriter:
         cfg: RewriteConfig,
         cache: GenerationCache | None = None,
         system_role: bool = True,
+        verify: Verifier | None = None,
     ):
         self.engine = engine
         self.cfg = cfg
         self.cache = cache
         self.system_role = system_role
+        self.verify = verify
+        # A new seed changes nothing under greedy decoding: one attempt then.
+        greedy = cfg.sampling.temperature == 0
+        self.max_attempts = 1 if greedy else cfg.max_attempts
+        self.regenerate_on = None if cfg.regenerate_on is None else set(cfg.regenerate_on)
         self.sampling = asdict(cfg.sampling)
         self.sampling_json = json.dumps(self.sampling, sort_keys=True)
         self.autoregressive = cfg.mode == "autoregressive"
@@ -155,12 +171,13 @@ class Rewriter:
             if generation.finish_reason == "length" and self._may_retry(request):
                 retries.append(self._widened(request, generation))
                 continue
-            self._accept(request, generation)
+            if (again := self._accept(request, generation)) is not None:
+                retries.append(again)
         if retries:
             self._run(retries)
 
     def _may_retry(self, request: _Request) -> bool:
-        return self.cfg.on_truncated == "retry" and request.sampling is self.sampling
+        return self.cfg.on_truncated == "retry" and not request.widened
 
     def _widened(self, request: _Request, generation: Generation) -> _Request:
         """The same prompt with twice the output budget (bounded by the model's context)."""
@@ -168,24 +185,55 @@ class Rewriter:
         max_tokens = min(2 * self.cfg.sampling.max_tokens, room)
         request.job.input_tokens += generation.prompt_tokens
         request.job.output_tokens += generation.output_tokens
+        sampling = {**request.sampling, "max_tokens": max_tokens}
         return _Request(
-            request.job, request.index, request.prompt, {**self.sampling, "max_tokens": max_tokens}
+            request.job, request.index, request.prompt, sampling, request.attempt, widened=True
         )
 
-    def _accept(self, request: _Request, generation: Generation) -> None:
-        job = request.job
+    def _accept(self, request: _Request, generation: Generation) -> _Request | None:
+        """Keep a chunk's cleaned output if the verifier accepts it; else record the rejected
+        attempt and return the chunk's next attempt (a new seed), or fail the document once
+        the attempts are spent or the rule is not one a new sample may fix."""
+        job, index = request.job, request.index
         job.input_tokens += generation.prompt_tokens
         job.output_tokens += generation.output_tokens
+        job.attempts[index] = request.attempt
         cleaned = clean_generation(generation.text, generation.finish_reason)
         job.removed.update(cleaned.removed)
-        job.finish[request.index] = generation.finish_reason
-        reason = cleaned.reason
+        job.finish[index] = generation.finish_reason
+        reason, detail = cleaned.reason, repr(cleaned.text[:200])
         if reason == "truncated" and self.cfg.on_truncated == "keep":
             reason = None
-        if reason is not None:
-            job.failure = (reason, f"chunk {request.index}: {cleaned.text[:200]!r}")
-            return
-        job.rewrites[request.index] = cleaned.text
+        if reason is None and self.verify is not None:
+            verdict = self.verify(
+                cleaned.text, job.chunks[index].text, generation.finish_reason, job.template.style
+            )
+            if verdict is not None:
+                reason, detail = verdict
+        if reason is None:
+            job.rewrites[index] = cleaned.text
+            return None
+        job.rejected.append(
+            {
+                "index": index,
+                "attempt": request.attempt,
+                "reason": reason,
+                "detail": detail,
+                "text": cleaned.text or generation.text,
+            }
+        )
+        fixable = self.regenerate_on is None or reason in self.regenerate_on
+        if fixable and request.attempt < self.max_attempts:
+            return self._next_attempt(request)
+        job.failure = (reason, f"chunk {index}, attempt {request.attempt}: {detail}")
+        return None
+
+    def _next_attempt(self, request: _Request) -> _Request:
+        """The same prompt sampled again: attempt k draws with seed `sampling.seed + k - 1`,
+        so every attempt is reproducible and cached under its own key."""
+        attempt = request.attempt + 1
+        sampling = {**self.sampling, "seed": self.sampling.get("seed", 0) + attempt - 1}
+        return _Request(request.job, request.index, request.prompt, sampling, attempt)
 
     def _generate_cached(self, requests: list[_Request]) -> list[Generation | Exception]:
         keys = [generation_key(r.prompt, self.engine.model_id, r.sampling) for r in requests]
@@ -260,6 +308,8 @@ class Rewriter:
             S.CHUNK_REWRITES: [t or "" for t in job.rewrites],
             S.CHUNK_SPANS: [{"index": c.index, "start": c.start, "end": c.end} for c in chunks],
             S.FINISH_REASONS: job.finish,
+            S.CHUNK_ATTEMPTS: job.attempts,
+            S.REJECTED_ATTEMPTS: job.rejected,
             S.INPUT_TOKENS: job.input_tokens,
             S.OUTPUT_TOKENS: job.output_tokens,
             S.REQUESTS: job.requests,

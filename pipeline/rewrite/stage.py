@@ -26,6 +26,7 @@ from pipeline import schema as S
 from pipeline.config import Config
 from pipeline.io.sink import AccountingSink
 from pipeline.ray_ops import engine_actor_args, parquet_parts, read_parts, sum_column
+from pipeline.rewrite.attempts import AttemptCounts, set_aside
 from pipeline.stage import DOCS, REWRITES, RunContext, Stage
 from pipeline.stats import StageStats
 
@@ -35,6 +36,7 @@ ENGINE_FAILED_EXIT = 70  # EX_SOFTWARE: the actor's process ends, Ray restarts t
 RANK = "rank"
 SELECTED = "selected"
 NOT_SELECTED = "not_selected"
+ATTEMPTS_DIR = "attempts"  # quarantine/rewrite/attempts/: every sample the gate rejected
 OUTPUT_SCHEMA = S.with_drop_columns(S.REWRITES_SCHEMA)
 
 
@@ -54,6 +56,7 @@ class RewriteActor:
     """
 
     def __init__(self, config: Config, model_cache: str, cache_dir: str):
+        from pipeline.quality.chunk_gate import ChunkGate
         from pipeline.rewrite.cache import GenerationCache
         from pipeline.rewrite.engine import VLLMEngine
         from pipeline.rewrite.rewriter import Rewriter
@@ -64,6 +67,7 @@ class RewriteActor:
             config.rewrite,
             GenerationCache(cache_dir),
             system_role=config.model.chat_template_has_system,
+            verify=ChunkGate(config.fidelity),
         )
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -148,6 +152,7 @@ class RewriteStage(Stage):
             sum(counts.values()) - n_selected
         )
         data, dropped = ctx.data_dir(self.name), ctx.quarantine_dir(self.name)
+        attempts = _set_aside_attempts([data, dropped], dropped / ATTEMPTS_DIR)
         tokens = {
             column: sum_column(data, column) + sum_column(dropped, column)
             for column in (S.INPUT_TOKENS, S.OUTPUT_TOKENS, S.REQUESTS, S.CACHED, S.N_CHUNKS)
@@ -170,8 +175,20 @@ class RewriteStage(Stage):
                 "chunks": tokens[S.N_CHUNKS],
                 "generation_requests": tokens[S.REQUESTS],
                 "cache_hit_rate": round(tokens[S.CACHED] / max(tokens[S.REQUESTS], 1), 4),
+                "max_attempts": cfg.max_attempts,
+                "attempts": attempts.summary(),
             },
         )
+
+
+def _set_aside_attempts(directories: list[Path], out_dir: Path) -> AttemptCounts:
+    """One Ray task per written part: its rejected samples to out_dir, its counts back."""
+    task = ray.remote(num_cpus=1)(set_aside)
+    parts = [p for d in directories for p in parquet_parts(d)]
+    total = AttemptCounts()
+    for counts in ray.get([task.remote(p, str(out_dir)) for p in parts]):
+        total.add(counts)
+    return total
 
 
 def _read_docs(directory: Path) -> ray.data.Dataset:

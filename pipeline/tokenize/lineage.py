@@ -31,6 +31,15 @@ from pipeline.tokenize.manifest import ManifestError
 from pipeline.tokenize.mixing import PARENT_ID
 from pipeline.tokenize.shards import SHARD_SUFFIX, sha256_file
 
+FROM_REWRITE = (
+    S.PROMPT_ID,
+    S.PROMPT_HASH,
+    S.MODEL,
+    S.MODEL_HASH,
+    S.SAMPLING,
+    S.CHUNK_SPANS,
+    S.CHUNK_ATTEMPTS,
+)
 LINEAGE_DIR = "lineage"
 LINEAGE_SUFFIX = ".parquet"
 # Carried from the input through the parts, besides the shard's own doc_id, source, kind and
@@ -38,18 +47,14 @@ LINEAGE_SUFFIX = ".parquet"
 CARRIED_FIELDS = [
     pa.field(PARENT_ID, pa.string()),
     *[f.with_nullable(True) for f in S.LINEAGE_SCHEMA if f.name in (S.PATH, S.LOCATION)],
-    *[
-        f
-        for f in S.LINEAGE_SCHEMA
-        if f.name in (S.PROMPT_ID, S.PROMPT_HASH, S.MODEL, S.MODEL_HASH, S.SAMPLING, S.CHUNK_SPANS)
-    ],
+    *[f for f in S.LINEAGE_SCHEMA if f.name in FROM_REWRITE],
 ]
 CARRIED = [f.name for f in CARRIED_FIELDS]
 # Which carried columns each input kind has (the rest are null): a raw document's place in
 # the corpus; a rewrite's prompt, model, sampling and chunks.
 FROM_INPUT = {
     S.KIND_RAW: (S.PATH, S.LOCATION),
-    S.KIND_REWRITE: (S.PROMPT_ID, S.PROMPT_HASH, S.MODEL, S.MODEL_HASH, S.SAMPLING, S.CHUNK_SPANS),
+    S.KIND_REWRITE: FROM_REWRITE,
 }
 # Parquet, not IPC: the table is read for inspection, not mapped, and its repeated strings
 # (sampling JSON, model, paths) shrink to almost nothing with dictionary pages and zstd.

@@ -137,3 +137,82 @@ def test_several_styles_per_document_and_chunk_caps():
     assert len(rows) == 2 and len({r[S.STYLE] for r in rows}) == 2
     assert all(r[S.N_CHUNKS] == 2 for r in rows)
     assert {r[S.REWRITE_ID] for r in rows} == {f"d/0#{r[S.STYLE]}" for r in rows}
+
+
+class SeededEngine(FakeEngine):
+    """Records each request's seed; the output is the upper-cased text plus the seed."""
+
+    def __init__(self):
+        super().__init__()
+        self.seeds: list[int] = []
+
+    def generate(self, prompts, sampling):
+        self.seeds += [sampling.get("seed", 0)] * len(prompts)
+        return [
+            Generation(f"{g.text} seed{sampling.get('seed', 0)}", g.finish_reason, 1, 1)
+            for g in super().generate(prompts, sampling)
+        ]
+
+
+def reject_seeds_below(n: int, rule: str = "copied_source"):
+    """A verifier that rejects every sample drawn with a seed below n."""
+
+    def verify(text, source, finish_reason, style):
+        seed = int(text.rsplit("seed", 1)[1])
+        return (rule, f"seed {seed} < {n}") if seed < n else None
+
+    return verify
+
+
+def test_a_rejected_chunk_is_sampled_again_with_a_new_seed_until_the_gate_accepts():
+    engine = SeededEngine()
+    cfg = config(max_attempts=4)
+    [row] = Rewriter(engine, cfg, verify=reject_seeds_below(2)).rewrite([doc(0, paragraphs=1)])
+    assert row[S.DROP_REASON] is None
+    assert engine.seeds == [0, 1, 2]  # attempt k draws with seed sampling.seed + k - 1
+    assert row[S.TEXT].endswith("seed2")
+    assert row[S.CHUNK_ATTEMPTS] == [3]
+    assert [(r["attempt"], r["reason"]) for r in row[S.REJECTED_ATTEMPTS]] == [
+        (1, "copied_source"),
+        (2, "copied_source"),
+    ]
+    assert row[S.REQUESTS] == 3
+
+
+def test_a_chunk_out_of_attempts_fails_its_document_and_later_chunks_are_not_drawn():
+    engine = SeededEngine()
+    [row] = Rewriter(engine, config(max_attempts=3), verify=reject_seeds_below(99)).rewrite(
+        [doc(0, paragraphs=3)]
+    )
+    assert row[S.DROP_REASON] == "copied_source"
+    assert "attempt 3" in row[S.DROP_DETAIL]
+    assert row[S.CHUNK_ATTEMPTS] == [3, 0, 0]
+    assert len(row[S.REJECTED_ATTEMPTS]) == 3
+    assert engine.seeds == [0, 1, 2]
+
+
+def test_a_rule_outside_regenerate_on_fails_at_once():
+    engine = SeededEngine()
+    cfg = config(max_attempts=4, regenerate_on=["repetition"])
+    [row] = Rewriter(engine, cfg, verify=reject_seeds_below(2)).rewrite([doc(0, paragraphs=1)])
+    assert row[S.DROP_REASON] == "copied_source"
+    assert row[S.CHUNK_ATTEMPTS] == [1]
+
+
+def test_greedy_sampling_draws_once_since_every_seed_gives_the_same_text():
+    engine = SeededEngine()
+    cfg = config(max_attempts=4)
+    cfg.sampling.temperature = 0.0
+    [row] = Rewriter(engine, cfg, verify=reject_seeds_below(2)).rewrite([doc(0, paragraphs=1)])
+    assert row[S.DROP_REASON] == "copied_source" and engine.seeds == [0]
+
+
+def test_every_attempt_is_cached_under_its_own_key(tmp_path):
+    cache = GenerationCache(tmp_path)
+    first = SeededEngine()
+    Rewriter(first, config(), cache=cache, verify=reject_seeds_below(2)).rewrite([doc(0, 1)])
+    again = SeededEngine()
+    [row] = Rewriter(again, config(), cache=cache, verify=reject_seeds_below(2)).rewrite(
+        [doc(0, 1)]
+    )
+    assert again.seeds == [] and row[S.CACHED] == 3 and row[S.TEXT].endswith("seed2")

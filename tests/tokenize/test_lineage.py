@@ -40,6 +40,7 @@ def shard_rows(token_lists) -> pa.Table:
         S.MODEL_HASH: ["cd" * 32 if r else None for r in rewrite],
         S.SAMPLING: ['{"seed": 0}' if r else None for r in rewrite],
         S.CHUNK_SPANS: [SPANS if r else None for r in rewrite],
+        S.CHUNK_ATTEMPTS: [[1, 3] if r else None for r in rewrite],
     }
     types = {f.name: f.type for f in S.LINEAGE_SCHEMA}
     for name in CARRIED:
