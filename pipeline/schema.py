@@ -293,6 +293,8 @@ F_NOVEL_NUMBERS = "f_novel_numbers"  # numbers in the rewrite that the source la
 F_ENTITIES = "f_entities"  # capitalised non-initial words in the rewrite
 F_NOVEL_ENTITY_RATIO = "f_novel_entity_ratio"  # share of those absent from the source
 F_NOVEL_TERMS = "f_novel_terms"  # the novel numbers and entities themselves (browsing)
+# Novel entities paired with source entities the rewrite lacks: "novel 'X' while 'Y' is missing"
+F_ENTITY_SWAPS = "f_entity_swaps"
 F_DUP_5GRAM_CHAR_FRAC = "f_dup_5gram_char_frac"
 F_COMPRESSION_RATIO = "f_compression_ratio"  # zlib size / UTF-8 size
 F_BOILERPLATE = "f_boilerplate"  # meta-commentary phrases found
@@ -310,6 +312,7 @@ FIDELITY_FIELDS = [
     pa.field(F_ENTITIES, pa.int64()),
     pa.field(F_NOVEL_ENTITY_RATIO, pa.float64()),
     pa.field(F_NOVEL_TERMS, pa.list_(pa.string())),
+    pa.field(F_ENTITY_SWAPS, pa.list_(pa.string())),
     pa.field(F_DUP_5GRAM_CHAR_FRAC, pa.float64()),
     pa.field(F_COMPRESSION_RATIO, pa.float64()),
     pa.field(F_BOILERPLATE, pa.list_(pa.string())),

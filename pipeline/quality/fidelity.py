@@ -7,7 +7,9 @@ duplicate 5-gram characters) and zlib compression ratio; meta-commentary phrases
 (pipeline/rewrite/postprocess's patterns); truncation (a chunk's finish reason "length").
 
 Named entities are approximated by capitalised words that do not open a sentence, a line or
-a heading (no NER model to ship); one is novel when no form of it appears in the source.
+a heading (no NER model to ship); one is novel when no form of it appears in the source. An
+entity swap is a novel entity while a source entity is missing from the rewrite, neither a
+spelling variant of a name on the other side ("Bathsheba" for "Bath-sheba").
 
     scores = fidelity_scores(rewrite, source, finish_reasons=["stop"], copy_ngram=3)
     failed = failing_rules(scores, fidelity_rules(FidelityConfig(), style="summary"))
@@ -16,6 +18,7 @@ a heading (no NER model to ship); one is novel when no form of it appears in the
 
 from __future__ import annotations
 
+import difflib
 import re
 import zlib
 from functools import lru_cache
@@ -181,6 +184,53 @@ def novel_terms(rewrite: str, source: str) -> tuple[list[str], int, list[str]]:
     return new_numbers, len(found), new_entities
 
 
+def _stem(form: str) -> str:
+    """'gentiles' -> 'gentile', 'judges' -> 'judg': a plural or a verb's -s, enough to match."""
+    for suffix in ("es", "s"):
+        if form.endswith(suffix) and len(form) - len(suffix) >= 3:
+            return form[: -len(suffix)]
+    return form
+
+
+def _skeleton(name: str) -> str:
+    """A name's spelling with what transliterations vary dropped: h, doubled letters, j/y
+    and i, k/q and c ('Jehoshaphat' and 'Joshaphat', 'Judæa' and 'Judea' come closer)."""
+    name = name.lower().replace("æ", "ae").replace("-", "")
+    name = re.sub(r"[kq]", "c", re.sub(r"[jy]", "i", name.replace("h", "")))
+    return re.sub(r"(.)\1+", r"\1", name)
+
+
+def _spelling_variant(a: str, b: str) -> bool:
+    """The same name spelt another way: skeletons sharing 5 letters in front, or as alike as
+    difflib's ratio 0.75 ('Timotheus'/'Timothy', 'Saviour'/'Savior', 'Magdalene'/'Magdala')."""
+    a, b = _skeleton(a), _skeleton(b)
+    if a[:5] == b[:5] and len(a) >= 5 and len(b) >= 5:
+        return True
+    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.75
+
+
+def _unmatched(entities_: list[str], other: str) -> list[str]:
+    """The entities of which no form, plural-free form or spelling variant is in `other`."""
+    forms = _word_forms(other)
+    stems = {_stem(f) for f in forms}
+    names = {p for w in re.findall(r"[A-ZÀ-ÖØ-Þ][\w'’-]*", other) for p in (w, *w.split("-")) if p}
+    return [
+        e
+        for e in entities_
+        if not all(p in forms or _stem(p) in stems for p in e.lower().split("-") if p)
+        and not any(_spelling_variant(e, n) for n in names)
+    ]
+
+
+def entity_swaps(rewrite: str, source: str) -> list[str]:
+    """Novel entities paired with missing ones, as many as the fewer of the two: a name put in
+    another's place ("novel 'Peter' while 'Andrew' is missing"). A name only added ("Jesus"
+    for "he") or only dropped (a summary) is no swap."""
+    novel = _unmatched(entities(rewrite), source)
+    missing = _unmatched(entities(source), rewrite) if novel else []
+    return [f"novel {n!r} while {m!r} is missing" for n, m in zip(novel, missing, strict=False)]
+
+
 def compression_ratio(text: str, min_chars: int) -> float | None:
     """zlib level-9 size / UTF-8 size; None below `min_chars` (short texts compress badly)."""
     raw = text.encode("utf-8")
@@ -223,6 +273,7 @@ def fidelity_scores(
         S.F_ENTITIES: n_entities,
         S.F_NOVEL_ENTITY_RATIO: entity_ratio,
         S.F_NOVEL_TERMS: new_numbers + new_entities,
+        S.F_ENTITY_SWAPS: entity_swaps(rewrite, source),
         S.F_DUP_5GRAM_CHAR_FRAC: dup_ngram_char_frac(rewrite.split(), 5),
         S.F_COMPRESSION_RATIO: compression_ratio(rewrite, cfg.min_compression_chars),
         S.F_BOILERPLATE: boilerplate(rewrite, source),
@@ -251,6 +302,7 @@ def fidelity_rules(cfg: FidelityConfig, style: str | None = None) -> list[Rule]:
         ("unfaithful", S.F_COPIED_NGRAM_RATIO, "min", cfg.min_copied_ngram_ratio),
         ("novel_numbers", S.F_NOVEL_NUMBERS, "max", cfg.max_novel_numbers),
         ("novel_entities", S.F_NOVEL_ENTITY_RATIO, "max", cfg.max_novel_entity_ratio),
+        ("entity_swap", S.F_ENTITY_SWAPS, "max", cfg.max_entity_swaps),
     ):
         rules += bounded(*spec)
     return rules

@@ -15,6 +15,7 @@ from pipeline.quality.fidelity import (
     compression_ratio,
     copied_ngram_ratio,
     entities,
+    entity_swaps,
     fidelity_rules,
     fidelity_scores,
     novel_terms,
@@ -160,6 +161,33 @@ def test_numbers_in_words_are_numbers():
 def test_quoted_sentences_and_function_words_are_not_entities():
     text = "He said, 'Do not go to Jesus’ house.' And His servants left for Rome, O Lord."
     assert entities(text) == ["Jesus", "Rome", "Lord"]
+
+
+SWAP_SOURCE = "Then Jesus saw Andrew and his brother at the Sea of Galilee, and he called them."
+
+
+def test_a_name_put_in_place_of_another_is_an_entity_swap():
+    swapped = "Then Jesus saw Peter and his brother at the Sea of Galilee, and he called them."
+    assert entity_swaps(swapped, SWAP_SOURCE) == ["novel 'Peter' while 'Andrew' is missing"]
+    # Only added ("Jesus" for "he"), or only dropped (a summary, a knowledge list): no swap.
+    added = "Then Jesus saw Andrew and his brother at the Sea of Galilee; Jesus called them."
+    assert entity_swaps(added, SWAP_SOURCE.replace("Then Jesus", "Then he")) == []
+    assert entity_swaps("- Jesus called two brothers by the sea.", SWAP_SOURCE) == []
+    # A possessive, a plural and a spelling variant are the same name, not a swap.
+    assert entity_swaps("It was Jesus' call: at Galilee's Sea, Andrews came.", SWAP_SOURCE) == []
+    assert entity_swaps("and Bathsheba said to Timothy", "And Bath-sheba said to Timotheus") == []
+    assert entity_swaps("and the Savior of the Gentile", "And the Saviour of the Gentiles") == []
+
+
+def test_entity_swap_rule_names_the_words():
+    swapped = "Then Jesus saw Peter and his brother at the Sea of Galilee, and he called them."
+    assert CFG.max_entity_swaps is None  # off by default: bench/fidelity_gate.py, config.py
+    on = FidelityConfig(max_entity_swaps=0)
+    verdict = judge(swapped, SWAP_SOURCE, "wikipedia", cfg=on)
+    assert verdict["failed"] == ["entity_swap"] and verdict[S.F_ENTITY_SWAPS]
+    rule = next(r for r in fidelity_rules(on, "wikipedia") if r.name == "entity_swap")
+    assert "novel 'Peter' while 'Andrew' is missing" in rule.explain(verdict[S.F_ENTITY_SWAPS])
+    assert judge(swapped, SWAP_SOURCE, "wikipedia")["failed"] == []  # defaults: ratio 1/3 of 3
 
 
 def test_compression_ratio_and_copy_ratio_basics():

@@ -56,9 +56,10 @@ def test_planted_numbers_and_dates_are_dropped(change):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a swapped name among many entities: free translations add names as often, so no "
-    "entity threshold drops >= 0.9 of the swaps and keeps >= 0.8 of the paraphrases "
-    "(names dropped 0.37 on the report split)",
+    reason="a swapped name among many entities: free translations add names as often, and "
+    "swap names themselves (James/Jacob, Christ/Messiah), so no entity ratio or entity-swap "
+    "threshold drops >= 0.9 of the swaps and keeps >= 0.8 of the paraphrases on the "
+    "calibration split (names dropped 0.37 on the report split)",
 )
 def test_planted_changes_are_dropped():
     assert report()["rates"][PLANTED] >= GOALS[PLANTED]
