@@ -7,9 +7,10 @@
 Workload: the first `--docs` (24) articles of data/sample/news/lee_background.parquet written
 as JSONL, the default model preset (conf/model/local_moe.yaml) and the default rewrite config
 (conf/config.yaml) with every document selected, `max_chunks_per_doc` 2, `max_chunk_tokens`
-256, `sampling.max_tokens` `--max-tokens` (128) and `on_truncated: keep`, so that the stage
-sends exactly one request per chunk, as the bare side does (`retry` would generate truncated
-chunks again at twice the budget). Sampling keeps the config's temperature, top_p and
+256, `sampling.max_tokens` `--max-tokens` (128), `on_truncated: keep` and `max_attempts: 1`,
+so that the stage sends exactly one request per chunk, as the bare side does (`retry` would
+generate truncated chunks again at twice the budget, and more attempts would draw chunks the
+fidelity gate rejects again; the gate still judges every chunk inside the stage's window). Sampling keeps the config's temperature, top_p and
 repetition penalty; each request is seeded with `pipeline.rewrite.engine.request_seed`, as the
 stage does, so both sides generate the same tokens. Both sides also get ENGINE_OVERRIDES
 (a vLLM CPU bug, see there): the preset as it is crashes on this workload.
@@ -109,6 +110,9 @@ def bench_config(
     rewrite.max_chunks_per_doc = args.max_chunks
     rewrite.max_chunk_tokens = args.max_chunk_tokens
     rewrite.on_truncated = "keep"
+    # One sample per chunk, as the bare side sends: the gate still judges every chunk (its cost
+    # is in the generation window), but a rejected one is not drawn again.
+    rewrite.max_attempts = 1
     rewrite.sampling.max_tokens = args.max_tokens
     rewrite.cache_dir = str(cache_dir)
     rewrite.model_cache = str(MODEL_CACHE)

@@ -138,8 +138,8 @@ def main() -> None:
                     f"({ok / n:4.0%})  {toks / seconds:5.0f} tok/s  {dict(why.most_common(4))}",
                     flush=True,
                 )
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1))
+                if args.out:  # after every cell: a long sweep stopped early keeps its results
+                    Path(args.out).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,9 @@ class SourceConfig:
     id_field: str | None = "id"
     # Mixture weight, carried on every row to tokenization and the loader.
     weight: float = 1.0
+    # false: the rewrite stage leaves this source raw (it is still deduplicated, filtered and
+    # tokenized). For text the rewriting model cannot handle, e.g. verse in old spelling.
+    rewrite: bool = True
 
 
 @dataclass

@@ -7,6 +7,7 @@ run.dropped_by_reason()       # (stage, reason) -> count
 run.quarantine("ingest")      # the set-aside rows with reason, detail, path, location
 run.data("ingest")            # the stage's kept rows (a pyarrow.Table)
 run.dropped("quality", "gopher_stop_words")   # dropped rows of one reason, scores included
+run.rejected_attempts()       # every rewrite sample the gate rejected: rule, detail, text
 run.lineage("shard-00000.arrow", 17)          # where a token-shard row came from (a dict)
 run.trace("shard-00000.arrow", 17)            # ... joined to its source text, chunks, prompt
 run.locate("wiki/42#qa")                      # the (shard, row) holding a document or rewrite
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.provenance import Provenance, Trace
+from pipeline.rewrite.attempts import ATTEMPTS_DIR, ATTEMPTS_SCHEMA
 from pipeline.schema import CLUSTERS_SCHEMA, with_drop_columns
 from pipeline.stats import StageStats
 
@@ -70,6 +72,12 @@ class Run:
             columns,
             with_drop_columns(schema) if schema is not None else None,
         )
+
+    def rejected_attempts(self) -> pa.Table:
+        """Every sample the rewrite stage's gate rejected (a chunk drawn again with a new seed,
+        or out of attempts): one row each, with its rule, detail and text."""
+        directory = self.run_dir / "quarantine" / "rewrite" / ATTEMPTS_DIR
+        return _read_parts(directory, None, ATTEMPTS_SCHEMA)
 
     def dropped(self, stage: str, reason: str | None = None) -> pa.Table:
         """A stage's quarantined rows (of one reason if given) with every column they carry:

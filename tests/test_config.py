@@ -94,6 +94,7 @@ def run_job(*overrides: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["corpus=jsonl", "corpus.sources.main.paths=[/no/such/dir/*.jsonl]"], "no file matches"),
         (["rewrite.styles=[qa,poem]"], "rewrite.styles: unknown style 'poem'"),
         (["rewrite.prompts.qa.version=0"], "rewrite.prompts.qa.version: must be >= 1"),
+        (["rewrite.max_attempts=0"], "rewrite.max_attempts: must be >= 1"),
     ],
 )
 def test_wrong_config_gives_a_message_not_a_traceback(tmp_path, overrides, expected):

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from pipeline import schema as S
 from pipeline.io.atomic import commit, temp_path
 
+ATTEMPTS_DIR = "attempts"  # under the stage's quarantine: quarantine/rewrite/attempts/
 ATTEMPTS_SCHEMA = pa.schema(
     [
         pa.field(S.REWRITE_ID, pa.string(), nullable=False),

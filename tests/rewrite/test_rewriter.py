@@ -146,11 +146,12 @@ class SeededEngine(FakeEngine):
         super().__init__()
         self.seeds: list[int] = []
 
-    def generate(self, prompts, sampling):
-        self.seeds += [sampling.get("seed", 0)] * len(prompts)
+    def generate(self, prompts, sampling, seeds=None):
+        seeds = seeds or [sampling.get("seed", 0)] * len(prompts)
+        self.seeds += seeds
         return [
-            Generation(f"{g.text} seed{sampling.get('seed', 0)}", g.finish_reason, 1, 1)
-            for g in super().generate(prompts, sampling)
+            Generation(f"{g.text} seed{seed}", g.finish_reason, 1, 1)
+            for g, seed in zip(super().generate(prompts, sampling), seeds, strict=True)
         ]
 
 
@@ -179,7 +180,7 @@ def test_a_rejected_chunk_is_sampled_again_with_a_new_seed_until_the_gate_accept
     assert row[S.REQUESTS] == 3
 
 
-def test_a_chunk_out_of_attempts_fails_its_document_and_later_chunks_are_not_drawn():
+def test_a_first_chunk_out_of_attempts_fails_its_document_and_later_chunks_are_not_drawn():
     engine = SeededEngine()
     [row] = Rewriter(engine, config(max_attempts=3), verify=reject_seeds_below(99)).rewrite(
         [doc(0, paragraphs=3)]
@@ -189,6 +190,38 @@ def test_a_chunk_out_of_attempts_fails_its_document_and_later_chunks_are_not_dra
     assert row[S.CHUNK_ATTEMPTS] == [3, 0, 0]
     assert len(row[S.REJECTED_ATTEMPTS]) == 3
     assert engine.seeds == [0, 1, 2]
+
+
+def reject_chunk(index_word: str):
+    """A verifier that rejects every sample of the chunk whose text holds `index_word`."""
+
+    def verify(text, source, finish_reason, style):
+        return ("unfaithful", "no") if index_word in source else None
+
+    return verify
+
+
+@pytest.mark.parametrize("mode", ["autoregressive", "independent"])
+def test_a_later_chunk_out_of_attempts_keeps_the_accepted_chunks_before_it(mode):
+    engine = SeededEngine()
+    cfg = config(max_attempts=2, mode=mode)
+    [row] = Rewriter(engine, cfg, verify=reject_chunk("Paragraph 1 ")).rewrite([doc(0, 3)])
+    assert row[S.DROP_REASON] is None
+    assert row[S.N_CHUNKS] == 1 and row[S.TEXT].startswith("PARAGRAPH 0 OF DOCUMENT 0")
+    assert row[S.SOURCE_TEXT].strip() == "Paragraph 0 of document 0 has some words."
+    assert [span["index"] for span in row[S.CHUNK_SPANS]] == [0]
+    assert row[S.CHUNK_ATTEMPTS][:2] == [1, 2]
+    assert [r["index"] for r in row[S.REJECTED_ATTEMPTS]] == [1, 1]
+
+
+def test_a_retry_of_one_document_shares_the_engine_call_with_anothers_next_chunk():
+    engine = SeededEngine()
+    verify = reject_chunk("document 0 ")  # document 0 never passes; document 1 always does
+    rows = Rewriter(engine, config(max_attempts=3), verify=verify).rewrite([doc(0, 2), doc(1, 2)])
+    # call 1: both first chunks; call 2: doc 0 attempt 2 with doc 1 chunk 2; call 3: attempt 3
+    assert [len(c) for c in engine.calls] == [2, 2, 1]
+    assert engine.seeds == [0, 0, 1, 0, 2]
+    assert rows[0][S.DROP_REASON] == "unfaithful" and rows[1][S.N_CHUNKS] == 2
 
 
 def test_a_rule_outside_regenerate_on_fails_at_once():
