@@ -194,8 +194,11 @@ class TokenShardDataset(IterableDataset):
                 continue
             doc = int(order[i])
             k = int(np.searchsorted(first_row, doc, side="right")) - 1
+            source, kind = self._split.groups[int(self._split.doc_group[doc])]
             out.append(
                 {
+                    "source": source,
+                    "kind": kind,
                     "shard": shards[k]["file"],
                     "row": doc - int(first_row[k]),
                     "begin": max(start, doc_start) - doc_start,
@@ -204,6 +207,13 @@ class TokenShardDataset(IterableDataset):
                 }
             )
         return out
+
+    def tokens_by_kind(self, batch: dict[str, Any]) -> dict[str, int]:
+        """Tokens of each kind (raw, rewrite) in a batch: what a run actually trained on."""
+        counts: dict[str, int] = {}
+        for piece in self.batch_documents(batch):
+            counts[piece["kind"]] = counts.get(piece["kind"], 0) + piece["end"] - piece["begin"]
+        return counts
 
     # --- iteration --------------------------------------------------------------------------
     def _start(self) -> tuple[int, int]:

@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 
 from pipeline.io.atomic import atomic_write_text
+from pipeline.schema import KIND_RAW, KIND_REWRITE
 from pipeline.train import checkpoint as C
 from pipeline.train import model as M
 from pipeline.train.config import TrainConfig
@@ -161,13 +162,15 @@ def train_worker(plan: TrainPlan) -> dict[str, Any]:
         log.write({"step": 0, "eval_loss": history["eval_loss_before"]})
     batches = _forever(loader)
     started, tokens_total = time.perf_counter(), 0
+    read_by_kind: dict[str, int] = {}  # tokens trained on per kind (raw, rewrite), this rank
     stop = min(cfg.max_steps, step + (cfg.stop_after_steps or cfg.max_steps))
     while step < stop:
         t0, cpu0 = time.perf_counter(), time.process_time()
-        micro = [
-            M.prepare_batch(dense(next(batches)), device, data.attention)
-            for _ in range(cfg.grad_accum)
-        ]
+        loaded = [next(batches) for _ in range(cfg.grad_accum)]
+        for b in loaded:
+            for kind, n in train_set.tokens_by_kind(b).items():
+                read_by_kind[kind] = read_by_kind.get(kind, 0) + n
+        micro = [M.prepare_batch(dense(b), device, data.attention) for b in loaded]
         local_targets = sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro)
         (global_targets,) = ranks.sum(local_targets)
         loss_sum, aux_sum, lr = 0.0, 0.0, scheduler.get_last_lr()[0]
@@ -233,6 +236,7 @@ def train_worker(plan: TrainPlan) -> dict[str, Any]:
         **history,
         "steps": step,
         "tokens_this_run": tokens_total,
+        "tokens_by_kind": _sum_by_kind(ranks, read_by_kind),
         "seconds_this_run": round(wall, 1),
         "tokens_per_s": tokens_total / wall if wall else None,
         "trainable_params": trained,
@@ -275,3 +279,9 @@ def _report(plan: TrainPlan, row: dict[str, Any]) -> None:
         import ray.train
 
         ray.train.report({k: v for k, v in row.items() if v is not None})
+
+
+def _sum_by_kind(ranks, counts: dict[str, int]) -> dict[str, int]:
+    """Per-kind token counts summed over ranks (every rank sums the same kinds, in order)."""
+    kinds = [KIND_RAW, KIND_REWRITE]
+    return dict(zip(kinds, map(int, ranks.sum(*(counts.get(k, 0) for k in kinds))), strict=True))

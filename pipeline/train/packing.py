@@ -37,6 +37,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from pipeline.schema import KIND_RAW, KIND_REWRITE
+
 PAD_SEGMENT = -1  # segment id of padding tokens
 IGNORE_INDEX = -100  # label value the cross-entropy skips (torch's default ignore_index)
 
@@ -74,8 +76,10 @@ def group_weights(
     """Weight of each (source, kind) group; a name absent from the shards is a typo: refuse it."""
     known_sources = sorted({s for s, _ in groups})
     known_kinds = sorted({k for _, k in groups})
+    # raw and rewrite are the kinds there are: weighting rewrites in shards that hold none
+    # (every rewrite rejected) is no typo.
     unknown = [f"source {s!r}" for s in sources if s not in known_sources] + [
-        f"kind {k!r}" for k in kinds if k not in known_kinds
+        f"kind {k!r}" for k in kinds if k not in (*known_kinds, KIND_RAW, KIND_REWRITE)
     ]
     if unknown:
         raise ValueError(

@@ -30,6 +30,9 @@ def format_summary(summary: dict[str, Any], wall_seconds: float | None = None) -
             f"throughput      {summary['tokens_per_s']:.0f} tokens/s over "
             f"{summary['tokens_this_run']} tokens in {summary['seconds_this_run']} s of steps"
         )
+    if summary.get("tokens_by_kind"):
+        kinds = ", ".join(f"{k} {n:,}" for k, n in summary["tokens_by_kind"].items())
+        lines.append(f"trained on      {kinds} tokens (this run)")
     if wall_seconds is not None:
         lines.append(f"job time        {wall_seconds:.0f} s (model load and evaluations included)")
     return "\n".join(lines)

@@ -232,7 +232,21 @@ def test_batch_documents_name_the_shard_row_of_every_token(shard_dir):
         pieces = ds.batch_documents(batch)
         assert sum(p["end"] - p["begin"] for p in pieces) == batch["tokens"]
         for p in pieces:
-            tokens = rows[(p["shard"], p["row"])]["tokens"][p["begin"] : p["end"]]
+            row = rows[(p["shard"], p["row"])]
+            tokens = row["tokens"][p["begin"] : p["end"]]
             assert flat[p["position"] : p["position"] + len(tokens)] == tokens
+            assert (p["source"], p["kind"]) == (row["source"], row["kind"])
+        by_kind = Counter()
+        for p in pieces:
+            by_kind[p["kind"]] += p["end"] - p["begin"]
+        assert ds.tokens_by_kind(batch) == dict(by_kind)
         seen += len(pieces)
     assert seen >= len(docs) // 2
+
+
+def test_a_rewrite_weight_is_no_typo_when_the_shards_hold_no_rewrite(tmp_path):
+    raw_only = [d for d in make_docs(20) if d["kind"] == "raw"]
+    directory = write_shard_dir(tmp_path / "shards", raw_only, make_docs(2, seed=1))
+    assert _dataset(directory, kind_weights={"rewrite": 20.0}).batches_per_epoch() > 0
+    with pytest.raises(ValueError, match="kind 'rewrtie'"):
+        _dataset(directory, kind_weights={"rewrtie": 2.0})

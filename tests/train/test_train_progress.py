@@ -24,3 +24,22 @@ def test_rows_written_while_tailing_are_logged_once_each(tmp_path, caplog):
 def test_format_row_shows_throughput():
     row = {"step": 4, "loss": 1.0, "lr": 2e-4, "tokens_per_s": 1234.5}
     assert format_row(row, 10) == "step 4/10, loss 1.0000, lr 2.00e-04, 1,234 tokens/s"
+
+
+def test_the_summary_says_how_many_tokens_of_each_kind_were_trained_on():
+    from pipeline.train.summary import format_summary
+
+    summary = {
+        "eval_loss_before": 3.6,
+        "eval_loss_after": 3.5,
+        "train_loss_first": 3.2,
+        "train_loss_last": 3.1,
+        "steps": 20,
+        "tokens_per_step": 512,
+        "seq_len": 256,
+        "world_size": 1,
+        "trainable_params": 69e6,
+        "frozen_params": 300e6,
+        "tokens_by_kind": {"raw": 9000, "rewrite": 1240},
+    }
+    assert "trained on      raw 9,000, rewrite 1,240 tokens (this run)" in format_summary(summary)
