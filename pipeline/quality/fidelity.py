@@ -42,7 +42,7 @@ BOILERPLATE = [
     re.compile(p, _I)
     for p in (
         r"\b(?:rewritten|revised|reworked|reworded|paraphrased|edited|improved) "
-        r"(?:version|text|passage|sections?|paragraph)",
+        r"(?:version|text|passage|sections?|paragraph|sentences?)",
         r"\boriginal (?:text|passage|message|content|meaning|article|paragraph)",
         r"\b(?:the|this|above) (?:text|passage|paragraph) (?:should|aims|has been|was|needs)\b",
         r"\b(?:should|could|can) be (?:reworded|rewritten|rephrased|paraphrased)",

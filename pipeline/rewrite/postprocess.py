@@ -77,7 +77,8 @@ _CHATTER = re.compile(
     r"is there anything else|"
     r"I(?:'ve|’ve| have)? (?:rewritten|kept|preserved|maintained|made|tried|paraphrased|"
     r"rewrote|changed|edited|removed|added)\b|"
-    r"this (?:rewrite|rewritten (?:text|version|passage)|paraphrase)\b|"
+    r"this (?:rewrite|(?:rewritten|reworded|revised|paraphrased) "
+    r"(?:text|version|passage|sentence|paragraph)|paraphrase)\b|"
     r"this version (?:keeps|preserves|maintains|retains|captures|presents|is written|follows)|"
     r"in this (?:rewrite|version)\b|the rewritten (?:text|version)\b)",
     _I,

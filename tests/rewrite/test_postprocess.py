@@ -96,6 +96,11 @@ CASES = [
         ("preamble",),
     ),
     (
+        BODY + "\n\nThis reworded sentence conveys the same information more concisely.",
+        BODY,
+        ("chatter",),
+    ),
+    (
         BODY + "\n\nI made several changes to enhance clarity, including shorter sentences.",
         BODY,
         ("chatter",),
