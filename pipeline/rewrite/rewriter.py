@@ -3,10 +3,11 @@
 Pure orchestration around an injected `Engine` (pipeline.rewrite.engine): no Ray, no vLLM
 import, so the logic is tested with a fake engine and run in the stage with the real one.
 
-Chunk-wise autoregressive mode (Kimi K2): round r sends chunk r of every document still going,
-each prompt carrying the document's previous rewritten chunk as read-only context, so one
-engine call holds as many documents as the batch has, and a document's chunks stay in order.
-Independent mode sends every chunk of the batch in one call.
+Chunk-wise autoregressive mode (Kimi K2): a document's chunks go in order, each prompt carrying
+the document's previous accepted rewrite as read-only context; each engine call holds the next
+request of every document in the batch (a chunk, or a new sample of one the gate rejected).
+Independent mode sends every chunk of the batch in the first call. Best of n: an injected
+verifier (the fidelity gate) judges each chunk, and a rejected one is sampled again.
 
     rewriter = Rewriter(engine, rewrite_cfg, cache=GenerationCache(".cache/generations"))
     rows = rewriter.rewrite([{"doc_id": "wiki/1", "source": "wiki", "weight": 1.0, "text": ...}])
@@ -236,7 +237,10 @@ class Rewriter:
             }
         )
         fixable = self.regenerate_on is None or reason in self.regenerate_on
-        if fixable and request.attempt < self.max_attempts:
+        # Independent mode: once an earlier chunk is given up on, this one is past the kept
+        # prefix, and another sample of it would be thrown away.
+        moot = any(i < index for i in job.chunk_failures)
+        if fixable and not moot and request.attempt < self.max_attempts:
             return self._next_attempt(request)
         job.chunk_failures[index] = (reason, f"chunk {index}, attempt {request.attempt}: {detail}")
         return None
