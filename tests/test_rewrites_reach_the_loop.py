@@ -15,7 +15,7 @@ from pipeline.config import SourceConfig
 from pipeline.inspect import Run
 from pipeline.train.dataset import TokenShardDataset, TokenShardLoader
 
-pytestmark = pytest.mark.slow  # the real model: ~2 min on 2 cores
+pytestmark = pytest.mark.slow  # the real model: 3 engine calls at most
 
 NEWS = ROOT / "data" / "sample" / "news" / "lee_background.parquet"
 STAGES = ("ingest", "rewrite", "fidelity", "tokenize")
@@ -26,7 +26,7 @@ def run_dir(tmp_path_factory, ray_local):
     if not NEWS.exists():
         pytest.skip("sample corpus not built (make data)")
     root = tmp_path_factory.mktemp("e2e")
-    records = [{"id": r["id"], "text": r["text"]} for r in pq.read_table(NEWS).to_pylist()[:12]]
+    records = [{"id": r["id"], "text": r["text"]} for r in pq.read_table(NEWS).to_pylist()[:8]]
     sources = {"news": SourceConfig(paths=[str(write_jsonl(root / "news.jsonl", records))])}
     config = make_config(sources, stages=STAGES)
     config.model = local_model_config()
@@ -35,9 +35,11 @@ def run_dir(tmp_path_factory, ray_local):
     rewrite.max_docs_per_source = 6
     rewrite.max_chunks_per_doc = 1
     rewrite.max_chunk_tokens = 128
-    rewrite.sampling.temperature = 0.3  # as conf/rewrite/demo.yaml
-    rewrite.sampling.max_tokens = 320
-    rewrite.max_attempts = 4
+    rewrite.mode = "independent"  # as conf/rewrite/demo.yaml: one engine call per attempt
+    rewrite.sampling.temperature = 0.3
+    rewrite.sampling.repetition_penalty = 1.05
+    rewrite.sampling.max_tokens = 160
+    rewrite.max_attempts = 3
     rewrite.cache_dir = str(root / "generations")
     rewrite.model_cache = str(ROOT / ".cache" / "models")
     config.fidelity.dedup.enabled = False  # six short rewrites: nothing to deduplicate

@@ -34,7 +34,8 @@ def rewrite_run(path, run_dir, cache_dir):
     config.rewrite.styles = ["qa", "summary"]
     config.rewrite.max_chunks_per_doc = 2
     config.rewrite.max_chunk_tokens = 128
-    config.rewrite.sampling.max_tokens = 192
+    config.rewrite.max_attempts = 3
+    config.rewrite.sampling.max_tokens = 160
     config.rewrite.sampling.temperature = 0.3
     config.rewrite.sampling.repetition_penalty = 1.05
     config.rewrite.cache_dir = str(cache_dir)
