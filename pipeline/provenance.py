@@ -141,7 +141,12 @@ class Provenance:
         if self._tokenizer is None:
             info = self.manifest["tokenizer"]
             path = (self.shard_dir / info["file"]).resolve()
-            self._tokenizer = load_tokenizer(spec_from_file(info["kind"], str(path), info["name"]))
+            # Decoding adds no special token: the copy need not say which are BOS/EOS (an HF
+            # tokenizer.json alone does not), the manifest's ids are dropped below.
+            spec = spec_from_file(
+                info["kind"], str(path), info["name"], add_bos=False, add_eos=False
+            )
+            self._tokenizer = load_tokenizer(spec)
         special = {self.manifest["tokenizer"].get(k) for k in ("bos_id", "eos_id")}
         return self._tokenizer.decode([t for t in tokens if t not in special])
 
