@@ -10,9 +10,10 @@ as JSONL, the default model preset (conf/model/local_moe.yaml) and the default r
 256, `sampling.max_tokens` `--max-tokens` (128), `on_truncated: keep` and `max_attempts: 1`,
 so that the stage sends exactly one request per chunk, as the bare side does (`retry` would
 generate truncated chunks again at twice the budget, and more attempts would draw chunks the
-fidelity gate rejects again; the gate still judges every chunk inside the stage's window). Sampling keeps the config's temperature, top_p and
-repetition penalty; each request is seeded with `pipeline.rewrite.engine.request_seed`, as the
-stage does, so both sides generate the same tokens. Both sides also get ENGINE_OVERRIDES
+fidelity gate rejects again; the gate still judges every chunk inside the stage's window).
+Sampling keeps the config's temperature, top_p and repetition penalty; each request is seeded
+with `pipeline.rewrite.engine.request_seed`, as the stage does, so both sides generate the
+same tokens. Both sides also get ENGINE_OVERRIDES
 (a vLLM CPU bug, see there): the preset as it is crashes on this workload.
 
 Steps, one after another (nothing else of ours runs meanwhile):
