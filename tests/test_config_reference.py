@@ -54,7 +54,7 @@ def test_every_key_of_the_config_has_a_row_with_its_comment():
     assert rows["corpus.sources.<name>.paths"].default == "???"  # required
     assert rows["model.tokenizer"].type == "str | None"
     # Defaults are the default composition's (conf/rewrite/demo.yaml), not the dataclass's.
-    assert rows["rewrite.max_docs_per_source"].default == "3"
+    assert rows["rewrite.max_docs_per_source"].default == "8"
 
 
 def test_group_options_are_listed_with_the_default_in_bold():
