@@ -1,11 +1,14 @@
 """The rewrite stage on Ray Data: vLLM in actors, one row per (document, style).
 
 1. select   an exact, deterministic sample of `rewrite.max_docs_per_source` documents per
-            source (smallest hash of the doc id); the others are counted as not_selected
+            source (smallest hash of the doc id), none from a source with `rewrite: false`;
+            the others are counted as not_selected and never reach the actor
 2. rewrite  `RewriteActor` (one vLLM engine per actor, set up once in __init__) rewrites
-            batches of `rewrite.batch_docs` documents through `Rewriter`
-3. write    kept rewrites to rewrite/data, failures (truncated, refusal, engine_error, ...)
-            and not_selected documents to quarantine/rewrite, through the accounting sink
+            batches of `rewrite.batch_docs` selected documents through `Rewriter`, the
+            fidelity gate judging every chunk (best of `rewrite.max_attempts` samples)
+3. write    kept rewrites to rewrite/data, failures (the gate's rule, truncated, refusal,
+            engine_error, ...) and not_selected documents to quarantine/rewrite, through the
+            accounting sink; then every rejected sample to quarantine/rewrite/attempts/
 
 Resources come from the model preset: `model.num_actors`, `num_cpus_per_actor`,
 `num_gpus_per_actor`, and `model.env` for the engine's process.
