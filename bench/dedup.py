@@ -32,11 +32,11 @@ What each number means:
   weights ("bal", fp 0.5 / fn 0.5) and recall-favouring ones ("rec", fp 0.05 / fn 0.95);
   "P(c|t)" = 1 - (1 - t^r)^b, the chance that a pair exactly at t becomes a candidate;
   "cand" = candidate pairs to verify (the cost). "met" is judged on "rec", exact verify.
-- partial: window-LSH candidates (`window_band_keys`, buckets paired as the stage's
-  `_window_pairs`), kept when exact containment >= `containment.threshold`; recall over
-  planted excerpts / truncations whose true containment reaches it; the default window
-  settings and two variants (lower window threshold; 50-word windows every 12 words).
-- memory: bytes per document of the feature table the stage writes (`compute_features`), by column,
+- partial: anchor candidates (`document_keys` anchors paired by `anchor_candidates`, as the
+  stage does), kept when exact containment >= `containment.threshold`; recall over planted
+  excerpts / truncations whose true containment reaches it; the default anchor settings and
+  two variants (one anchor in 16; one shared anchor enough).
+- memory: bytes per document of the work files the stage writes (`document_keys`), by column,
   and the peak RSS growth per 1k documents of the in-memory core on the grid corpus.
 - stage: `run_pipeline` with stages [ingest, dedup] on 1x, 2x and 4x the synthetic corpus on a
   2-CPU local Ray; dedup stage seconds, seconds per 1k documents, and t(k) / (k * t(1))
@@ -86,13 +86,14 @@ from pipeline.config import (
     ShingleConfig,
     SourceConfig,
 )
-from pipeline.dedup import clusters as C
-from pipeline.dedup.containment import containment_candidates, window_band_keys
-from pipeline.dedup.features import compute_features, resolve_bands
-from pipeline.dedup.lsh import band_keys, candidate_pairs, optimal_bands
-from pipeline.dedup.minhash import minhash_signatures
-from pipeline.dedup.shingles import shingle_hashes_batch, shingle_strings
+from pipeline.dedup.candidates import anchor_candidates
+from pipeline.dedup.keys import document_keys
+from pipeline.dedup.stage import resolve_bands
 from pipeline.io.ingest import FileIngest, plan_files
+from pipeline.similarity.lsh import band_keys, candidate_pairs, optimal_bands
+from pipeline.similarity.minhash import minhash_signatures
+from pipeline.similarity.sets import containment, jaccard
+from pipeline.similarity.shingles import shingle_hashes_batch, shingle_strings
 
 ROOT = Path(__file__).resolve().parents[1]
 EDIT_RATES = (0.01, 0.02, 0.03, 0.05, 0.10, 0.20, 0.30)  # 30%: a hard negative for t >= 0.5
@@ -328,7 +329,7 @@ def shingles_and_signatures(
 
 
 def pair_jaccard(sets: list[np.ndarray], pairs: np.ndarray) -> np.ndarray:
-    return np.array([C.jaccard(sets[i], sets[j]) for i, j in pairs], dtype=np.float64)
+    return np.array([jaccard(sets[i], sets[j]) for i, j in pairs], dtype=np.float64)
 
 
 def pair_estimate(sigs: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -650,59 +651,46 @@ def bench_quality(table: Table, corpus: Corpus) -> dict[str, Any]:
     return data
 
 
-def window_keys_batched(
-    texts: list[str], shingle: ShingleConfig, cc: ContainmentConfig, seed: int
-) -> list[np.ndarray]:
-    """`window_band_keys` per batch of `dedup.batch_rows` documents, as the stage calls it
-    (one call over everything would hold every window's shingles at once)."""
-    batch = DedupConfig().batch_rows
-    keys: list[np.ndarray] = []
-    for start in range(0, len(texts), batch):
-        keys.extend(window_band_keys(texts[start : start + batch], shingle, cc, seed))
-    return keys
+def anchors_batched(texts: list[str], cfg: DedupConfig) -> tuple[pa.Table, np.ndarray]:
+    """The stage's anchor rows and anchors per document, per batch of `dedup.batch_rows`."""
+    anchors, counts = [], []
+    batch = pa.table({S.DOC_ID: [str(i) for i in range(len(texts))], S.TEXT: texts})
+    batch = batch.append_column(S.N_BYTES, pa.array([len(t) for t in texts], pa.int64()))
+    for start in range(0, len(texts), cfg.batch_rows):
+        keys = document_keys(batch.slice(start, cfg.batch_rows), start, cfg, 1, 1)
+        anchors.append(keys.anchors)
+        counts.append(keys.docs["n_anchors"].to_numpy())
+    return pa.concat_tables(anchors), np.concatenate(counts)
 
 
-def window_pairs(keys: list[np.ndarray], n_shingles: np.ndarray, cap: int) -> set[tuple[int, int]]:
-    """(part, whole) candidates of the window LSH, bucket by bucket, as the stage pairs them."""
-    flat = np.concatenate(keys) if keys else np.empty(0, np.uint64)
-    owner = np.repeat(np.arange(len(keys)), [len(k) for k in keys])
-    order = np.argsort(flat, kind="stable")
-    flat, owner = flat[order], owner[order]
-    new_run = np.ones(len(flat), dtype=bool)
-    new_run[1:] = flat[1:] != flat[:-1]
-    starts = np.flatnonzero(new_run)
-    sizes = np.diff(np.append(starts, len(flat)))
-    pairs: set[tuple[int, int]] = set()
-    for start, size in zip(starts[sizes >= 2], sizes[sizes >= 2], strict=True):
-        members = owner[start : start + size].tolist()
-        # Zero-padded ids sort like their indices: the stage's (n_shingles, doc_id) order.
-        ids = [f"{m:08d}" for m in members]
-        for part, whole in containment_candidates(ids, n_shingles[members].tolist(), cap):
-            pairs.add((int(part), int(whole)))
-    return pairs
+def anchor_pairs(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(part, whole) candidates sharing enough anchors, as the stage finds them."""
+    anchors, n_anchors = anchors_batched(texts, cfg)
+    pairs, shared = anchor_candidates(anchors, np.empty(0, np.int64), cfg.max_bucket_pairs)
+    need = np.maximum(1, np.minimum(cfg.containment.min_shared_anchors, n_anchors[pairs[:, 0]]))
+    return pairs[shared >= need], n_anchors
 
 
 def containment_recall(
     corpus: Corpus, sets: list[np.ndarray], cc: ContainmentConfig
 ) -> dict[str, Any]:
-    """Window-LSH candidates, then exact containment; recall by planted excerpt kind."""
-    cfg = DedupConfig()
-    n_shingles = np.array([len(s) for s in sets])
+    """Anchor candidates, then exact containment; recall by planted excerpt kind."""
+    cfg = replace(DedupConfig(), containment=cc)
     started = time.perf_counter()
-    keys = window_keys_batched(corpus.texts, cfg.shingle, cc, cfg.seed)
+    pairs, n_anchors = anchor_pairs(corpus.texts, cfg)
     keys_s = time.perf_counter() - started
-    cands = window_pairs(keys, n_shingles, cfg.max_bucket_pairs)
-    reported = {(p, w) for p, w in cands if C.containment(sets[p], sets[w]) >= cc.threshold}
+    cands = {(int(p), int(w)) for p, w in pairs}
+    reported = {(p, w) for p, w in cands if containment(sets[p], sets[w]) >= cc.threshold}
     recall = {}
     for kind in ("excerpt", "truncation"):
         for frac in PART_FRACTIONS:
             mine = [(d, b) for b, d, k, lv in corpus.pairs if k == kind and lv == frac]
-            el = [(d, b) for d, b in mine if C.containment(sets[d], sets[b]) >= cc.threshold]
+            el = [(d, b) for d, b in mine if containment(sets[d], sets[b]) >= cc.threshold]
             found = sum((d, b) in reported for d, b in el)
             recall[f"{kind} {frac:.0%}"] = found / len(el) if el else math.nan
     return {
         "docs_per_s": len(corpus.texts) / keys_s,
-        "keys_per_doc": float(np.mean([len(k) for k in keys])),
+        "keys_per_doc": float(np.mean(n_anchors)),
         "candidates": len(cands),
         "reported": len(reported),
         "unplanted_reported": len(reported - {(d, b) for b, d, _, _ in corpus.pairs}),
@@ -714,22 +702,21 @@ def bench_containment(table: Table, corpus: Corpus) -> dict[str, Any]:
     cfg = DedupConfig()
     cc = cfg.containment
     sets, _ = shingles_and_signatures(corpus.texts, cfg.shingle)
-    # The default, and shorter windows / a lower window threshold for the short excerpts.
+    # The default, sparser anchors, and one shared anchor enough.
     variants = {
         "default": cc,
-        "tw0.4": replace(cc, window_threshold=0.4),
-        "50/12": replace(cc, window=50, stride=12),
+        "every 16": replace(cc, anchor_every=16),
+        "shared 1": replace(cc, min_shared_anchors=1),
     }
     data = {}
     for name, variant in variants.items():
         d = containment_recall(corpus, sets, variant)
         data[name] = d
-        wb, wr = optimal_bands(variant.window_threshold, variant.num_perm)
         recalls = list(d["recall"].values())
         table.add(
             "partial",
-            f"{'default ' if name == 'default' else ''}window {variant.window}/{variant.stride} "
-            f"t_w {variant.window_threshold} {wb}x{wr}, c>={variant.threshold}",
+            f"{'default ' if name == 'default' else ''}anchors 1/{variant.anchor_every}, "
+            f">={variant.min_shared_anchors} shared, c>={variant.threshold}",
             f"excerpt 10/25/50% {by_rate(recalls[:3], '{:.2f}')}, truncation "
             f"{by_rate(recalls[3:], '{:.2f}')}; {d['candidates']:,} cand, "
             f"{d['keys_per_doc']:.0f} keys/doc, {d['docs_per_s']:,.0f} docs/s",
@@ -751,17 +738,20 @@ def bench_memory(table: Table, corpus: Corpus, sizes: Sizes) -> dict[str, Any]:
             S.DOC_ID: corpus.ids[:n],
             S.N_BYTES: [len(t.encode()) for t in corpus.texts[:n]],
             S.TEXT: pa.array(corpus.texts[:n], pa.large_string()),
-            S.DROP_REASON: pa.nulls(n, pa.string()),
         }
     )
-    features = compute_features(batch, cfg, bands, rows)  # exactly the rows the stage writes
-    per_col = {name: features[name].nbytes / n for name in features.column_names}
+    keys = document_keys(batch, 0, cfg, bands, rows)  # exactly the rows the stage writes
+    per_col = {
+        f"{name}.{column}": getattr(keys, name)[column].nbytes / n
+        for name in ("docs", "digests", "bands", "anchors")
+        for column in getattr(keys, name).column_names
+    }
     text_b = batch[S.TEXT].nbytes / n
     row_b = sum(per_col.values())
     big = sorted(((v, k) for k, v in per_col.items() if v >= 100), reverse=True)
     table.add(
         "memory/doc",
-        "stage feature row (Arrow bytes)",
+        "stage work files per doc (Arrow bytes)",
         f"{row_b:,.0f} B = {row_b / text_b:.2f}x text ({text_b:,.0f} B): "
         + ", ".join(f"{k} {v:,.0f}" for v, k in big),
     )
@@ -787,7 +777,7 @@ def bench_memory(table: Table, corpus: Corpus, sizes: Sizes) -> dict[str, Any]:
 
 
 def core_memory(n_base: int, per_rate: int) -> dict[str, Any]:
-    """In a child process: shingles, signatures, band keys, candidates and window keys of the
+    """In a child process: shingles, signatures, band keys, candidates and anchors of the
     grid corpus, batched as in the stage; the peak RSS above the corpus texts themselves."""
     cfg = DedupConfig()
     bands, rows = resolve_bands(cfg)
@@ -795,16 +785,16 @@ def core_memory(n_base: int, per_rate: int) -> dict[str, Any]:
     # Load every numba kernel and numpy path first: their code is not per-document memory.
     _, warm_sigs = shingles_and_signatures(texts[:4], cfg.shingle)
     candidate_pairs(band_keys(warm_sigs, bands, rows), cfg.max_bucket_pairs)
-    window_keys_batched(texts[:4], cfg.shingle, cfg.containment, cfg.seed)
+    anchors_batched(texts[:4], cfg)
     gc.collect()
     exact_peak = peak_rss_reset()
     base = psutil.Process().memory_info().rss
     sets, sigs = shingles_and_signatures(texts, cfg.shingle)
     keys = band_keys(sigs, bands, rows)
     candidate_pairs(keys, cfg.max_bucket_pairs)
-    wkeys = window_keys_batched(texts, cfg.shingle, cfg.containment, cfg.seed)
+    anchors, _ = anchors_batched(texts, cfg)
     peak = peak_rss() if exact_peak else psutil.Process().memory_info().rss
-    held = sum(s.nbytes for s in sets) + sigs.nbytes + keys.nbytes + sum(w.nbytes for w in wkeys)
+    held = sum(s.nbytes for s in sets) + sigs.nbytes + keys.nbytes + anchors.nbytes
     return {"growth": peak - base, "held": held, "exact_peak": exact_peak}
 
 
@@ -846,7 +836,7 @@ def write_corpus(corpus: Corpus, path: Path) -> Path:
     return path
 
 
-STEP_ABBREV = {"features": "feat", "partial": "part", "clusters table": "clus", "decide": "dec"}
+STEP_ABBREV = {"candidates": "cand", "components": "comp", "clusters": "clus", "decide": "dec"}
 
 
 def bench_stage(table: Table, sizes: Sizes, work: Path, quick: bool) -> dict[str, Any]:
@@ -867,7 +857,7 @@ def bench_stage(table: Table, sizes: Sizes, work: Path, quick: bool) -> dict[str
         seconds.append(t)
         found.append((x["exact_duplicates"], x["near_duplicates"], x.get("partial_pairs", 0)))
         growth = t / (k * seconds[0])
-        steps = " ".join(f"{STEP_ABBREV.get(s, s)} {v:.0f}" for s, v in x["step_seconds"].items())
+        steps = " ".join(f"{STEP_ABBREV.get(s, s)} {v:.1f}" for s, v in x["step_seconds"].items())
         table.add(
             sec,
             f"{k}x {dedup.rows_in:,} docs: dedup s, s/1k docs, t/(k*t1)",

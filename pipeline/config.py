@@ -88,22 +88,19 @@ class ShingleConfig:
 class ContainmentConfig:
     # Partial duplicates: a document mostly contained in a longer one (an excerpt, a truncated
     # copy, an article quoted whole in a longer page) has low Jaccard with its container, so
-    # the whole-document LSH misses it. Every document is cut into overlapping windows of
-    # `window` words; windows that collide in a window-level LSH make candidate pairs, and a
-    # pair is a partial duplicate when >= `threshold` of the smaller document's shingles are
-    # in the larger one (exact sets).
+    # the whole-document LSH misses it. Candidates are documents that share anchors: the
+    # shingles whose hash is 0 modulo `anchor_every` (chosen by content, not position, so an
+    # excerpt keeps its source's anchors); a pair is a partial duplicate when >= `threshold`
+    # of the smaller document's shingles are in the larger one (exact sets).
     enabled: bool = True
-    threshold: float = 0.8
-    # Words per window and between window starts. bench/dedup.py on planted excerpts and
-    # truncations (~45, ~110, ~230 words of ~450-word documents): 100/25 found 41-56% of the
-    # shortest, 50/12 found all of them (2.3x the window keys, +14% candidates).
-    window: int = 50
-    stride: int = 12
-    num_perm: int = 64
-    # LSH target for window signatures: an excerpt's window lies within stride/2 words of a
-    # container window, Jaccard >= (50 - 6) / (50 + 6) = 0.79 for copied text; 0.5 leaves
-    # room for excerpts shorter than a window and for light edits.
-    window_threshold: float = 0.5
+    # Calibrated by bench/dedup_scale.py (light-edit excerpts of 20-60% of a document, 0-10%
+    # of words changed, against documents of the same topic): see BENCHMARKS.md.
+    threshold: float = 0.5
+    # One shingle in `anchor_every` is an anchor: fewer keys for a larger value, and fewer
+    # shared anchors for a short excerpt. A pair must share `min_shared_anchors` of them (or
+    # all the smaller document has).
+    anchor_every: int = 8
+    min_shared_anchors: int = 2
     action: str = "flag"  # "flag": keep, mark partial_dup_of; "remove": drop it
 
 
@@ -137,10 +134,14 @@ class DedupConfig:
     keep: str = "longest"
     containment: ContainmentConfig = field(default_factory=ContainmentConfig)
     max_cc_iterations: int = 64
-    # Hash partitions of each shuffle; null = twice the cluster's CPUs.
+    # Connected components in one union-find task up to this many verified edges (real
+    # corpora have far fewer edges than documents); above it, distributed star rounds.
+    local_components_max_edges: int = 20_000_000
+    # Hash partitions of the key and pair files; null = twice the cluster's CPUs.
     shuffle_partitions: int | None = None
-    # Documents per signature batch (one numba kernel call).
-    batch_rows: int = 256
+    # Documents per map task (a unit of input) and per kernel call within it.
+    unit_rows: int = 20_000
+    batch_rows: int = 1024
 
 
 @dataclass
@@ -375,17 +376,17 @@ def _dedup_problems(d: DedupConfig) -> list[str]:
     for key, value in {
         "dedup.threshold": d.threshold,
         "dedup.containment.threshold": d.containment.threshold,
-        "dedup.containment.window_threshold": d.containment.window_threshold,
     }.items():
         if not 0 < value < 1:
             problems.append(f"{key}: must be in (0, 1), got {value}")
     for key, value in {
         "dedup.shingle.n": d.shingle.n,
         "dedup.num_perm": d.num_perm,
-        "dedup.containment.window": d.containment.window,
-        "dedup.containment.stride": d.containment.stride,
-        "dedup.containment.num_perm": d.containment.num_perm,
+        "dedup.containment.anchor_every": d.containment.anchor_every,
+        "dedup.containment.min_shared_anchors": d.containment.min_shared_anchors,
         "dedup.max_bucket_pairs": d.max_bucket_pairs,
+        "dedup.local_components_max_edges": d.local_components_max_edges,
+        "dedup.unit_rows": d.unit_rows,
         "dedup.batch_rows": d.batch_rows,
     }.items():
         if value < 1:

@@ -1,190 +1,242 @@
-"""Pure decisions of the dedup stage: who survives, which candidate pairs are real, and what
-each document becomes. Arrow tables in, Arrow tables out; no Ray here.
+"""Pure decisions of the dedup stage: which candidate pairs are real, who survives a cluster,
+and what each document becomes. Arrow and numpy in and out; documents are integer indices,
+their shingle sets come from a ShingleStore; no Ray here.
 
-    survivor_index(["b", "a"], [10, 10], "longest")        # -> 1 (tie on size: smaller id)
-    jaccard(np.array([1, 2, 3], np.uint32), np.array([2, 3, 4], np.uint32))   # -> 0.5
+    edges = verify_near(pairs, store, threshold=0.6, verify="jaccard")    # src, dst, similarity
+    partial = verify_partial(pairs, shared, store, threshold=0.5, min_shared=2)
+    members = near_clusters(components, store, rule="longest")            # one row per member
+    rows = decide(docs, exact, near, partial, action="flag")             # DEDUP_SCHEMA + drops
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import schema as S
+from pipeline.dedup.candidates import GROUP_SIZE, SURVIVOR, survivor_order
+from pipeline.dedup.workfiles import IDX, N_ANCHORS, ShingleStore
+from pipeline.similarity.sets import pair_containment, pair_jaccard
 
-KEEP_RULES = ("longest", "smallest_id")
 EXACT_DUPLICATE = "exact_duplicate"
 NEAR_DUPLICATE = "near_duplicate"
 PARTIAL_DUPLICATE = "partial_duplicate"
+SURVIVOR_ID = f"{SURVIVOR}_id"
+SRC, DST, PART, WHOLE, COMPONENT = "src", "dst", "part", "whole", "component"
 
-SHINGLES = "shingles"  # sorted unique uint32 shingle hashes of a document
-SIGNATURE = "signature"  # its MinHash signature
-DUPLICATE_OF = "duplicate_of"
-GROUP_SIZE = "group_size"
-
-# Output of the exact step: documents plus who they duplicate, plus the drop columns.
-EXACT_SCHEMA = S.with_drop_columns(
-    pa.schema(
-        [*S.DOCS_SCHEMA, pa.field(DUPLICATE_OF, pa.string()), pa.field(GROUP_SIZE, pa.int32())]
-    )
-)
 EDGES_SCHEMA = pa.schema(
-    [
-        pa.field("src", pa.string()),
-        pa.field("dst", pa.string()),
-        pa.field(S.SIMILARITY, pa.float32()),
-    ]
+    [pa.field(SRC, pa.int64()), pa.field(DST, pa.int64()), pa.field(S.SIMILARITY, pa.float32())]
 )
-# A directed "src is mostly contained in dst" relation.
 PARTIAL_SCHEMA = pa.schema(
+    [pa.field(PART, pa.int64()), pa.field(WHOLE, pa.int64()), pa.field(S.CONTAINMENT, pa.float32())]
+)
+COMPONENTS_SCHEMA = pa.schema([pa.field(IDX, pa.int64()), pa.field(COMPONENT, pa.int64())])
+# One row per member of an exact group or near cluster (the survivor included).
+MEMBERS_SCHEMA = pa.schema(
     [
+        pa.field(IDX, pa.int64()),
         pa.field(S.DOC_ID, pa.string()),
-        pa.field(S.PARTIAL_DUP_OF, pa.string()),
-        pa.field(S.CONTAINMENT, pa.float32()),
+        pa.field(S.N_BYTES, pa.int64()),
+        pa.field(SURVIVOR, pa.int64()),
+        pa.field(SURVIVOR_ID, pa.string()),
+        pa.field(S.SIMILARITY, pa.float32()),
+        pa.field(GROUP_SIZE, pa.int32()),
     ]
 )
 
 
-def survivor_index(doc_ids: list[str], n_bytes: list[int], rule: str) -> int:
-    """The member that stays: the longest (ties: smallest id), or the smallest id."""
-    if rule == "longest":
-        return min(range(len(doc_ids)), key=lambda i: (-n_bytes[i], doc_ids[i]))
-    if rule == "smallest_id":
-        return min(range(len(doc_ids)), key=lambda i: doc_ids[i])
-    raise ValueError(f"unknown keep rule {rule!r}; known: {KEEP_RULES}")
+def _local(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct documents of `pairs` (sorted) and the pairs as positions among them."""
+    docs = np.unique(pairs)
+    return docs, np.searchsorted(docs, pairs)
 
 
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """|a ∩ b| / |a ∪ b| of two sorted unique arrays (1.0 for two empty sets)."""
-    if a.size == 0 and b.size == 0:
-        return 1.0
-    inter = np.intersect1d(a, b, assume_unique=True).size
-    return inter / (a.size + b.size - inter)
-
-
-def containment(part: np.ndarray, whole: np.ndarray) -> float:
-    """Share of `part`'s shingles that are also in `whole` (sorted unique arrays)."""
-    if part.size == 0:
-        return 0.0
-    return np.intersect1d(part, whole, assume_unique=True).size / part.size
-
-
-def mark_exact_group(group: pa.Table, rule: str) -> pa.Table:
-    """Rows sharing one text digest: the survivor stays, the others are exact duplicates."""
-    ids = group[S.DOC_ID].to_pylist()
-    keep = survivor_index(ids, group[S.N_BYTES].to_pylist(), rule)
-    survivor = ids[keep]
-    n = len(ids)
-    dup_of = [None if i == keep else survivor for i in range(n)]
-    columns = {f.name: group[f.name] for f in S.DOCS_SCHEMA}
-    columns[DUPLICATE_OF] = pa.array(dup_of, pa.string())
-    columns[GROUP_SIZE] = pa.array([n] * n, pa.int32())
-    columns[S.DROP_REASON] = pa.array([None if d is None else EXACT_DUPLICATE for d in dup_of])
-    columns[S.DROP_DETAIL] = pa.array([None if d is None else f"same text as {d}" for d in dup_of])
-    columns[S.SNIPPET] = pa.nulls(n, pa.string())
-    return pa.table(columns, schema=EXACT_SCHEMA)
-
-
-def exact_cluster_rows(rows: pa.Table) -> pa.Table:
-    """Clusters-table rows for exact groups (EXACT_SCHEMA rows with group_size > 1)."""
-    members = rows.filter(pa.compute.greater(rows[GROUP_SIZE], 1)).to_pylist()
-    out = []
-    for r in members:
-        survivor = r[DUPLICATE_OF] or r[S.DOC_ID]
-        out.append(
-            {
-                S.CLUSTER_ID: f"exact:{survivor}",
-                S.KIND: "exact",
-                S.DOC_ID: r[S.DOC_ID],
-                S.SURVIVOR: survivor,
-                S.IS_SURVIVOR: r[DUPLICATE_OF] is None,
-                S.SIMILARITY: 1.0,
-                S.CLUSTER_SIZE: r[GROUP_SIZE],
-                S.N_BYTES: r[S.N_BYTES],
-            }
-        )
-    return pa.Table.from_pylist(out, schema=S.CLUSTERS_SCHEMA)
-
-
-def verify_pairs(group: pa.Table, pairs: np.ndarray, threshold: float, verify: str) -> pa.Table:
-    """Keep the candidate pairs (row indices into `group`) whose similarity >= threshold."""
-    ids = group[S.DOC_ID].to_pylist()
-    src, dst, sims = [], [], []
+def verify_near(pairs: np.ndarray, store: ShingleStore, threshold: float, verify: str) -> pa.Table:
+    """Candidate pairs whose similarity reaches `threshold`: exact Jaccard of the shingle sets
+    ("jaccard") or the MinHash estimate ("estimate")."""
+    if len(pairs) == 0:
+        return EDGES_SCHEMA.empty_table()
+    docs, local = _local(pairs)
     if verify == "jaccard":
-        sets = [np.asarray(s, dtype=np.uint32) for s in group[SHINGLES].to_pylist()]
-
-        def similarity(i: int, j: int) -> float:
-            return jaccard(sets[i], sets[j])
+        similarity = pair_jaccard(*store.gather(docs), local)
     elif verify == "estimate":
-        sigs = np.asarray(group[SIGNATURE].to_pylist(), dtype=np.uint32)
-
-        def similarity(i: int, j: int) -> float:
-            return float(np.mean(sigs[i] == sigs[j]))
+        signatures = store.columns(docs, ["signature"])["signature"].combine_chunks()
+        sig = signatures.values.to_numpy().reshape(len(docs), -1)
+        similarity = (sig[local[:, 0]] == sig[local[:, 1]]).mean(axis=1)
     else:
         raise ValueError(f"unknown verify mode {verify!r}; known: jaccard, estimate")
-    for i, j in pairs:
-        sim = similarity(int(i), int(j))
-        if sim >= threshold:
-            a, b = sorted((ids[i], ids[j]))
-            src.append(a)
-            dst.append(b)
-            sims.append(sim)
-    return pa.table({"src": src, "dst": dst, S.SIMILARITY: sims}, schema=EDGES_SCHEMA)
+    keep = similarity >= threshold
+    return pa.table(
+        [pairs[keep, 0], pairs[keep, 1], similarity[keep].astype(np.float32)], schema=EDGES_SCHEMA
+    )
 
 
-def near_cluster_rows(group: pa.Table, rule: str) -> pa.Table:
-    """One component (doc_id, n_bytes, shingles rows): clusters-table rows, Jaccard to survivor."""
-    ids = group[S.DOC_ID].to_pylist()
-    sizes = group[S.N_BYTES].to_pylist()
-    sets = [np.asarray(s, dtype=np.uint32) for s in group[SHINGLES].to_pylist()]
-    keep = survivor_index(ids, sizes, rule)
-    n = len(ids)
+def verify_partial(
+    pairs: np.ndarray, shared: np.ndarray, store: ShingleStore, threshold: float, min_shared: int
+) -> pa.Table:
+    """(part, whole) pairs sharing enough anchors (`min_shared`, or all the part has) whose
+    containment, the share of the part's shingles found in the whole, reaches `threshold`."""
+    if len(pairs) == 0:
+        return PARTIAL_SCHEMA.empty_table()
+    docs, local = _local(pairs)
+    n_anchors = store.columns(docs, [N_ANCHORS])[N_ANCHORS].to_numpy()
+    enough = shared >= np.maximum(1, np.minimum(min_shared, n_anchors[local[:, 0]]))
+    pairs, local = pairs[enough], local[enough]
+    share = pair_containment(*store.gather(docs), local)
+    keep = share >= threshold
+    return pa.table(
+        [pairs[keep, 0], pairs[keep, 1], share[keep].astype(np.float32)], schema=PARTIAL_SCHEMA
+    )
+
+
+def near_clusters(components: pa.Table, store: ShingleStore, rule: str) -> pa.Table:
+    """Members of whole components (idx, component): the survivor by `rule`, and each
+    member's exact Jaccard with it."""
+    if components.num_rows == 0:
+        return MEMBERS_SCHEMA.empty_table()
+    components = components.sort_by(IDX)
+    docs = components[IDX].to_numpy()
+    info = store.columns(docs, [S.DOC_ID, S.N_BYTES])
+    table = pa.table(
+        {
+            IDX: docs,
+            COMPONENT: components[COMPONENT],
+            S.DOC_ID: info[S.DOC_ID],
+            S.N_BYTES: info[S.N_BYTES],
+            "position": np.arange(len(docs)),
+        }
+    ).sort_by([(COMPONENT, "ascending"), *survivor_order(rule)])
+    component = table[COMPONENT].to_numpy()
+    new_run = np.ones(len(component), dtype=bool)
+    new_run[1:] = component[1:] != component[:-1]
+    starts = np.flatnonzero(new_run)
+    sizes = np.diff(np.append(starts, len(component)))
+    first = np.repeat(starts, sizes)
+    position = table["position"].to_numpy()
+    similarity = pair_jaccard(*store.gather(docs), np.stack([position, position[first]], axis=1))
     return pa.table(
         {
-            S.CLUSTER_ID: [f"near:{ids[keep]}"] * n,
-            S.KIND: ["near"] * n,
-            S.DOC_ID: ids,
-            S.SURVIVOR: [ids[keep]] * n,
-            S.IS_SURVIVOR: [i == keep for i in range(n)],
-            S.SIMILARITY: [jaccard(sets[i], sets[keep]) for i in range(n)],
-            S.CLUSTER_SIZE: [n] * n,
-            S.N_BYTES: sizes,
+            IDX: table[IDX],
+            S.DOC_ID: table[S.DOC_ID],
+            S.N_BYTES: table[S.N_BYTES],
+            SURVIVOR: table[IDX].take(first),
+            SURVIVOR_ID: table[S.DOC_ID].take(first),
+            S.SIMILARITY: similarity.astype(np.float32),
+            GROUP_SIZE: np.repeat(sizes, sizes).astype(np.int32),
+        },
+        schema=MEMBERS_SCHEMA,
+    )
+
+
+def cluster_rows(members: pa.Table, kind: str) -> pa.Table:
+    """The clusters table's rows (CLUSTERS_SCHEMA) of exact groups or near clusters."""
+    survivor_id = members[SURVIVOR_ID]
+    return pa.table(
+        {
+            S.CLUSTER_ID: pc.binary_join_element_wise(f"{kind}:", survivor_id, ""),
+            S.KIND: pa.array([kind] * members.num_rows, pa.string()),
+            S.DOC_ID: members[S.DOC_ID],
+            S.SURVIVOR: survivor_id,
+            S.IS_SURVIVOR: pc.equal(members[IDX], members[SURVIVOR]),
+            S.SIMILARITY: members[S.SIMILARITY],
+            S.CLUSTER_SIZE: members[GROUP_SIZE],
+            S.N_BYTES: members[S.N_BYTES],
         },
         schema=S.CLUSTERS_SCHEMA,
     )
 
 
-def decide(doc: pa.Table, near: pa.Table, partial: pa.Table, partial_action: str) -> pa.Table:
-    """The dedup output row (DEDUP_SCHEMA + drop columns) of one document.
+def redirect_to_survivors(partial: pa.Table, near: pa.Table, doc_ids) -> pa.Table:
+    """A container that is a near duplicate is replaced by its cluster's survivor (a part that
+    is that survivor itself is no partial duplicate); then each part keeps its best container
+    (highest containment, then largest id). `doc_ids(idx)` names documents."""
+    if partial.num_rows == 0:
+        return partial.append_column(S.PARTIAL_DUP_OF, pa.array([], pa.string()))
+    whole = partial[WHOLE].to_numpy()
+    if near.num_rows:
+        members = near[IDX].to_numpy()
+        order = np.argsort(members)
+        at = np.clip(np.searchsorted(members, whole, sorter=order), 0, len(members) - 1)
+        found = members[order[at]] == whole
+        whole = np.where(found, near[SURVIVOR].to_numpy()[order[at]], whole)
+    part = partial[PART].to_numpy()
+    share = partial[S.CONTAINMENT].to_numpy()
+    keep = part != whole
+    part, whole, share = part[keep], whole[keep], share[keep]
+    names = doc_ids(whole)
+    table = pa.table(
+        {PART: part, WHOLE: whole, S.CONTAINMENT: share, S.PARTIAL_DUP_OF: names}
+    ).sort_by(
+        [(PART, "ascending"), (S.CONTAINMENT, "descending"), (S.PARTIAL_DUP_OF, "descending")]
+    )
+    first = np.ones(table.num_rows, dtype=bool)
+    part_sorted = table[PART].to_numpy()
+    first[1:] = part_sorted[1:] != part_sorted[:-1]
+    return table.filter(pa.array(first))
 
-    `doc` is its EXACT_SCHEMA row; `near` its clusters row, if any; `partial` its
-    containment rows, if any (the best container wins).
+
+def decide(
+    docs: pa.Table, exact: pa.Table, near: pa.Table, partial: pa.Table, action: str
+) -> pa.Table:
+    """The dedup output rows (DEDUP_SCHEMA + drop columns) of `docs` (DOCS_SCHEMA + idx).
+
+    `exact` and `near` hold MEMBERS_SCHEMA rows of these documents, `partial` their best
+    containers (redirect_to_survivors). An exact duplicate is dropped first; a near duplicate
+    of a survivor next; a partial duplicate of a kept document is flagged or removed.
     """
-    row = doc.to_pylist()[0]
-    out = {f.name: row.get(f.name) for f in S.DOCS_SCHEMA}
-    out[S.CLUSTER_ID] = None
-    out[S.CLUSTER_SIZE] = 1
-    out[S.PARTIAL_DUP_OF] = None
-    out[S.CONTAINMENT] = None
-    for column in S.DROP_COLUMNS:
-        out[column] = row.get(column)
-    if row[GROUP_SIZE] and row[GROUP_SIZE] > 1:
-        out[S.CLUSTER_ID] = f"exact:{row[DUPLICATE_OF] or row[S.DOC_ID]}"
-        out[S.CLUSTER_SIZE] = row[GROUP_SIZE]
-    if near.num_rows and out[S.DROP_REASON] is None:
-        cluster = near.to_pylist()[0]
-        out[S.CLUSTER_ID] = cluster[S.CLUSTER_ID]
-        out[S.CLUSTER_SIZE] = cluster[S.CLUSTER_SIZE]
-        if not cluster[S.IS_SURVIVOR]:
-            out[S.DROP_REASON] = NEAR_DUPLICATE
-            out[S.DROP_DETAIL] = (
-                f"near-duplicate of {cluster[S.SURVIVOR]} (jaccard {cluster[S.SIMILARITY]:.2f})"
-            )
-    if partial.num_rows and out[S.DROP_REASON] is None:
-        best = max(partial.to_pylist(), key=lambda r: (r[S.CONTAINMENT], r[S.PARTIAL_DUP_OF]))
-        out[S.PARTIAL_DUP_OF] = best[S.PARTIAL_DUP_OF]
-        out[S.CONTAINMENT] = best[S.CONTAINMENT]
-        if partial_action == "remove":
-            out[S.DROP_REASON] = PARTIAL_DUPLICATE
-            out[S.DROP_DETAIL] = f"{best[S.CONTAINMENT]:.0%} contained in {best[S.PARTIAL_DUP_OF]}"
-    return pa.Table.from_pylist([out], schema=S.with_drop_columns(S.DEDUP_SCHEMA))
+    n = docs.num_rows
+    idx = docs[IDX].to_numpy()
+    cluster_id = np.full(n, None, dtype=object)
+    cluster_size = np.ones(n, np.int32)
+    reason = np.full(n, None, dtype=object)
+    detail = np.full(n, None, dtype=object)
+    for kind, members in (("exact", exact), ("near", near)):
+        rows = _rows_of(idx, members)
+        free = reason[rows.position] == None  # noqa: E711 (elementwise over an object array)
+        at = rows.position[free]
+        survivor_id = np.asarray(rows.table[SURVIVOR_ID].to_pylist(), dtype=object)[free]
+        cluster_id[at] = [f"{kind}:{s}" for s in survivor_id]
+        cluster_size[at] = rows.table[GROUP_SIZE].to_numpy()[free]
+        dropped = (rows.table[IDX].to_numpy() != rows.table[SURVIVOR].to_numpy())[free]
+        similarity = rows.table[S.SIMILARITY].to_numpy()[free]
+        reason[at[dropped]] = EXACT_DUPLICATE if kind == "exact" else NEAR_DUPLICATE
+        detail[at[dropped]] = [
+            f"same text as {s}" if kind == "exact" else f"near-duplicate of {s} (jaccard {j:.2f})"
+            for s, j in zip(survivor_id[dropped], similarity[dropped], strict=True)
+        ]
+    partial_of = np.full(n, None, dtype=object)
+    share = np.full(n, np.nan, np.float32)
+    rows = _rows_of(idx, partial.rename_columns([IDX, *partial.column_names[1:]]))
+    free = reason[rows.position] == None  # noqa: E711
+    at = rows.position[free]
+    containers = np.asarray(rows.table[S.PARTIAL_DUP_OF].to_pylist(), dtype=object)[free]
+    shares = rows.table[S.CONTAINMENT].to_numpy()[free]
+    partial_of[at], share[at] = containers, shares
+    if action == "remove":
+        reason[at] = PARTIAL_DUPLICATE
+        detail[at] = [f"{c:.0%} contained in {w}" for c, w in zip(shares, containers, strict=True)]
+    columns = {f.name: docs[f.name] for f in S.DOCS_SCHEMA}
+    columns[S.CLUSTER_ID] = pa.array(cluster_id.tolist(), pa.string())
+    columns[S.CLUSTER_SIZE] = cluster_size
+    columns[S.PARTIAL_DUP_OF] = pa.array(partial_of.tolist(), pa.string())
+    columns[S.CONTAINMENT] = pa.array(share, pa.float32(), mask=np.isnan(share))
+    columns[S.DROP_REASON] = pa.array(reason.tolist(), pa.string())
+    columns[S.DROP_DETAIL] = pa.array(detail.tolist(), pa.string())
+    columns[S.SNIPPET] = pa.nulls(n, pa.string())
+    return pa.table(columns, schema=S.with_drop_columns(S.DEDUP_SCHEMA))
+
+
+class _Rows:
+    def __init__(self, position: np.ndarray, table: pa.Table):
+        self.position, self.table = position, table
+
+
+def _rows_of(idx: np.ndarray, table: pa.Table) -> _Rows:
+    """The rows of `table` whose idx is among the (sorted, contiguous) `idx`, and where."""
+    if table.num_rows == 0 or len(idx) == 0:
+        return _Rows(np.empty(0, np.int64), table.slice(0, 0))
+    own = table[IDX].to_numpy()
+    inside = (own >= idx[0]) & (own <= idx[-1])
+    table = table.filter(pa.array(inside))
+    return _Rows(table[IDX].to_numpy() - idx[0], table)

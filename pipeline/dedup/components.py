@@ -35,6 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components as csgraph_components
 
 from pipeline import schema as S
 from pipeline.io.sink import AccountingSink, SinkResult
@@ -275,3 +277,19 @@ def size_bucket(exponent: int) -> str:
     """The label of sizes in (2**(exponent-1), 2**exponent]: "1", "2", "3-4", "5-8", ..."""
     low, high = 2 ** (exponent - 1) + 1 if exponent else 1, 2**exponent
     return str(high) if low == high else f"{low}-{high}"
+
+
+def local_components(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Components of an integer edge list in one process (scipy's union-find over CSR):
+    (nodes, the smallest node of each one's component), nodes ascending."""
+    nodes, local = np.unique(np.concatenate([src, dst]), return_inverse=True)
+    n = len(nodes)
+    if n == 0:
+        return nodes.astype(np.int64), nodes.astype(np.int64)
+    local = local.ravel()
+    graph = coo_matrix((np.ones(len(src), np.int8), (local[: len(src)], local[len(src) :])), (n, n))
+    _, labels = csgraph_components(graph, directed=False)
+    # Nodes are ascending, so a label's first node is its component's smallest.
+    first = np.full(labels.max() + 1, n, np.int64)
+    np.minimum.at(first, labels, np.arange(n))
+    return nodes.astype(np.int64), nodes[first[labels]].astype(np.int64)

@@ -1,48 +1,71 @@
-"""The dedup stage on Ray Data: exact, near (MinHash-LSH + components) and partial duplicates.
+"""The dedup stage: exact, near (MinHash-LSH, verified, components) and partial duplicates.
 
-Steps, each a distributed Ray Data operation over files in <stage>/work/ (nothing is gathered
-on the driver; a worker holds one batch, one bucket or one group):
+Plain Ray tasks over files in <stage>/work/ (no Ray Data shuffle, no global sort; documents
+are integer indices in the hot path). Each step is one wave of tasks:
 
-1. exact     group by a digest of the normalised text; all but one survivor are dropped
-2. features  per document: shingles, MinHash signature, band keys, window band keys
-3. edges     group by band key; candidate pairs verified (exact Jaccard by default)
-4. clusters  connected components of the edges; a survivor per component by `dedup.keep`
-5. partial   window-LSH candidates, verified by containment (flag or remove)
-6. decide    one row per document: kept (with its cluster) or dropped with its reason
+1. keys       per unit of input: shingles, digest, MinHash band keys and anchors, in one
+              pass; written partitioned by key hash straight from the map task
+2. exact      per digest partition: groups of equal texts, a survivor each
+3. candidates per key partition: band buckets -> near pairs, anchor buckets -> (part, whole)
+              pairs; written partitioned by pair
+4. verify     per pair partition: exact Jaccard (near) or containment (partial)
+5. components one union-find task below `dedup.local_components_max_edges` edges, else
+              distributed large-star/small-star rounds
+6. clusters   per component partition: a survivor by `dedup.keep`, Jaccard to it
+7. decide     per unit: each document kept or dropped with its reason, written through the
+              accounting sink; the clusters table beside it
 
 Outputs: <stage>/data (kept documents), quarantine/dedup (dropped, with reason and detail),
 <stage>/clusters (one row per member of every exact and near cluster).
+The pure logic is in keys.py, candidates.py and clusters.py; this file moves files and tasks.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import ray
 
 from pipeline import schema as S
 from pipeline.config import DedupConfig
+from pipeline.dedup import candidates as K
 from pipeline.dedup import clusters as C
-from pipeline.dedup.exact import text_digest
-from pipeline.dedup.features import FEATURES_SCHEMA, compute_features, resolve_bands
-from pipeline.dedup.near import near_step
-from pipeline.dedup.partial import partial_step
-from pipeline.io.sink import AccountingSink
-from pipeline.ray_ops import (
-    cogroup,
-    count_non_null,
-    count_rows,
-    read_parts,
-    shuffle_partitions,
-    sum_column,
-    write_parts,
+from pipeline.dedup.components import connected_components, local_components, size_bucket
+from pipeline.dedup.keys import ANCHORS_SCHEMA, BANDS_SCHEMA, DIGESTS_SCHEMA, KEY, document_keys
+from pipeline.dedup.workfiles import (
+    IDX,
+    ShingleStore,
+    Unit,
+    partition_of,
+    plan_units,
+    read_partition,
+    read_table,
+    read_unit,
+    unit_file,
+    write_partitioned,
+    write_table,
 )
+from pipeline.io.sink import AccountingSink, SinkResult, combine_results
+from pipeline.ray_ops import shuffle_partitions
+from pipeline.similarity.lsh import optimal_bands
 from pipeline.stage import DOCS, RunContext, Stage
 from pipeline.stats import StageStats, StepTimer
 
-DIGEST = "digest"
+PAIRS_SCHEMA = pa.schema([pa.field("a", pa.int64()), pa.field("b", pa.int64())])
+COUNTED_PAIRS_SCHEMA = pa.schema([*PAIRS_SCHEMA, pa.field("shared", pa.int64())])
+
+
+def resolve_bands(cfg: DedupConfig) -> tuple[int, int]:
+    if cfg.bands and cfg.rows:
+        if cfg.bands * cfg.rows > cfg.num_perm:
+            raise ValueError(f"dedup.bands * dedup.rows must be <= dedup.num_perm ({cfg.num_perm})")
+        return cfg.bands, cfg.rows
+    return optimal_bands(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
 
 
 class DedupStage(Stage):
@@ -55,48 +78,38 @@ class DedupStage(Stage):
 
     def run(self, ctx: RunContext) -> StageStats:
         cfg = self.config.dedup
-        source_dir = ctx.input_dir
-        work = ctx.stage_dir(self.name) / "work"
-        shutil.rmtree(work, ignore_errors=True)
+        work = Work(ctx.stage_dir(self.name) / "work")
+        shutil.rmtree(work.root, ignore_errors=True)
+        clusters_dir = ctx.stage_dir(self.name) / "clusters"
+        shutil.rmtree(clusters_dir, ignore_errors=True)
         parts = shuffle_partitions(cfg.shuffle_partitions)
         bands, rows = resolve_bands(cfg)
+        units = plan_units(ctx.input_dir, cfg.unit_rows)
+        steps = StepTimer(self.name)
         extra: dict = {"bands": bands, "rows": rows, "threshold": cfg.threshold}
 
-        steps = StepTimer(self.name)
-        docs = read_parts(source_dir, S.DOCS_SCHEMA)
+        with steps("keys"):
+            mapped = _wave(_keys_task, [(u, cfg, bands, rows, parts, work) for u in units])
+        n_docs = sum(m["docs"] for m in mapped)
+        extra["anchors_per_doc"] = round(sum(m["anchors"] for m in mapped) / max(n_docs, 1), 1)
         with steps("exact"):
-            write_parts(_exact_step(docs, cfg, parts), work / "exact")
-        exact = read_parts(work / "exact", C.EXACT_SCHEMA)
-
-        near_clusters = ray.data.from_arrow(S.CLUSTERS_SCHEMA.empty_table())
-        partial = ray.data.from_arrow(C.PARTIAL_SCHEMA.empty_table())
-        if cfg.near or cfg.containment.enabled:
-            with steps("features"):
-                features = exact.map_batches(
-                    compute_features,
-                    batch_size=cfg.batch_rows,
-                    batch_format="pyarrow",
-                    fn_kwargs={"cfg": cfg, "bands": bands, "rows": rows},
-                )
-                write_parts(features, work / "features")
-            features = read_parts(work / "features", FEATURES_SCHEMA)
-        if cfg.near:
-            with steps("near"):
-                near_clusters, near_stats = near_step(features, cfg, parts, work, bands)
-            extra.update(near_stats)
-        if cfg.containment.enabled:
-            with steps("partial"):
-                write_parts(
-                    partial_step(features, near_clusters, cfg, parts, work), work / "partial"
-                )
-            partial = read_parts(work / "partial", C.PARTIAL_SCHEMA)
-            extra["partial_pairs"] = count_rows(work / "partial")
-
-        clusters_dir = ctx.stage_dir(self.name) / "clusters"
-        with steps("clusters table"):
-            exact_clusters = exact.map_batches(C.exact_cluster_rows, batch_format="pyarrow")
-            write_parts(exact_clusters.union(near_clusters), clusters_dir)
-
+            exact = _wave(_exact_task, [(p, units, cfg, work, clusters_dir) for p in range(parts)])
+        with steps("candidates"):
+            found = _wave(_candidates_task, [(p, units, cfg, parts, work) for p in range(parts)])
+        extra["near_candidates"] = sum(f["near"] for f in found)
+        extra["partial_candidates"] = sum(f["partial"] for f in found)
+        with steps("verify"):
+            verified = _wave(_verify_task, [(v, units, cfg, parts, work) for v in range(parts)])
+        edges = sum(v["edges"] for v in verified)
+        extra["verified_edges"] = edges
+        extra["edges_per_doc"] = round(edges / max(n_docs, 1), 4)
+        extra["partial_pairs"] = sum(v["partial"] for v in verified)
+        with steps("components"):
+            extra.update(_components(work, cfg, edges, parts))
+        with steps("clusters"):
+            near = _wave(
+                _clusters_task, [(c, units, cfg, parts, work, clusters_dir) for c in range(parts)]
+            )
         sink = AccountingSink(
             ctx.data_dir(self.name),
             ctx.quarantine_dir(self.name),
@@ -104,91 +117,281 @@ class DedupStage(Stage):
             size_column=S.N_BYTES,
         )
         with steps("decide"):
-            decided = cogroup(
-                {
-                    "doc": (exact, S.DOC_ID, C.EXACT_SCHEMA),
-                    "near": (near_clusters, S.DOC_ID, S.CLUSTERS_SCHEMA),
-                    "partial": (partial, S.DOC_ID, C.PARTIAL_SCHEMA),
-                },
-                _decide,
-                parts,
-                fn_kwargs={"action": cfg.containment.action},
-            )
-            decided.write_datasink(sink)
-        extra.update(_cluster_stats(clusters_dir, sink))
-        extra["partial_flagged"] = count_non_null(ctx.data_dir(self.name), S.PARTIAL_DUP_OF)
-        extra["step_seconds"] = steps.seconds
+            decided = _wave(_decide_task, [(u, units, cfg, work, sink) for u in units])
+        written = combine_results(d["written"] for d in decided)
+        extra.update(
+            exact_duplicates=written.dropped.get(C.EXACT_DUPLICATE, 0),
+            near_duplicates=written.dropped.get(C.NEAR_DUPLICATE, 0),
+            partial_duplicates=written.dropped.get(C.PARTIAL_DUPLICATE, 0),
+            partial_flagged=sum(d["flagged"] for d in decided),
+            cluster_size_histogram=_histogram(exact, near),
+            step_seconds=steps.seconds,
+        )
         return StageStats(
             stage=self.name,
-            rows_in=count_rows(source_dir),
-            rows_out=sink.result.rows_out,
-            dropped=sink.result.dropped,
-            bytes_in=sum_column(source_dir, S.N_BYTES),
-            bytes_out=sink.result.bytes_out,
+            rows_in=n_docs,
+            rows_out=written.rows_out,
+            dropped=written.dropped,
+            bytes_in=sum(m["bytes"] for m in mapped),
+            bytes_out=written.bytes_out,
             extra=extra,
         )
 
 
-# --- step 1: exact ------------------------------------------------------------------------
+class Work:
+    """Where each step's files go under the stage's work directory."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.docs = self.root / "docs"  # per unit: idx, doc_id, n_bytes, shingles
+        self.digests = self.root / "digests"  # per unit, partitioned by digest
+        self.bands = self.root / "bands"  # per unit, partitioned by band key
+        self.anchors = self.root / "anchors"  # per unit, partitioned by anchor
+        self.exact = self.root / "exact"  # per digest partition: exact group members
+        self.near_pairs = self.root / "near_pairs"  # per key partition, partitioned by pair
+        self.partial_pairs = self.root / "partial_pairs"
+        self.edges = self.root / "edges"  # per pair partition: verified near pairs
+        self.partial = self.root / "partial"  # per pair partition: verified containment
+        self.components = self.root / "components"  # idx, component
+        self.near = self.root / "near"  # per component partition: near cluster members
+
+    @staticmethod
+    def files(directory: Path) -> list[Path]:
+        return sorted(Path(directory).glob("*.arrow"))
+
+    def table(self, directory: Path, schema: pa.Schema) -> pa.Table:
+        """Every file of a small result directory, as one table."""
+        tables = [read_table(f) for f in self.files(directory)]
+        return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
-def _exact_step(docs: ray.data.Dataset, cfg: DedupConfig, parts: int) -> ray.data.Dataset:
-    with_digest = docs.map_batches(_add_digest, batch_format="pyarrow")
-    if not cfg.exact:
-        return with_digest.map_batches(_as_unique, batch_format="pyarrow")
-    return with_digest.groupby(DIGEST, num_partitions=parts).map_groups(
-        _mark_exact, batch_format="pyarrow", fn_kwargs={"rule": cfg.keep}
-    )
+def _wave(fn, arguments: list[tuple]) -> list:
+    """Run `fn` as one Ray task per argument tuple; results in order."""
+    task = ray.remote(num_cpus=1)(fn)
+    return ray.get([task.remote(*args) for args in arguments])
 
 
-def _add_digest(batch: pa.Table) -> pa.Table:
-    digests = [text_digest(t).hex() for t in batch[S.TEXT].to_pylist()]
-    return batch.append_column(DIGEST, pa.array(digests, pa.string()))
+# --- 1. keys -------------------------------------------------------------------------------
 
 
-def _mark_exact(group: pa.Table, rule: str) -> pa.Table:
-    return C.mark_exact_group(group.drop_columns([DIGEST]), rule)
-
-
-def _as_unique(batch: pa.Table) -> pa.Table:
-    n = batch.num_rows
-    columns = {f.name: batch[f.name] for f in S.DOCS_SCHEMA}
-    columns[C.DUPLICATE_OF] = pa.nulls(n, pa.string())
-    columns[C.GROUP_SIZE] = pa.array([1] * n, pa.int32())
-    for name in S.DROP_COLUMNS:
-        columns[name] = pa.nulls(n, pa.string())
-    return pa.table(columns, schema=C.EXACT_SCHEMA)
-
-
-# --- step 6: decide -----------------------------------------------------------------------
-
-
-def _decide(parts: dict[str, pa.Table], action: str) -> pa.Table:
-    if parts["doc"].num_rows == 0:  # a cluster or partial row whose document is not here
-        return S.with_drop_columns(S.DEDUP_SCHEMA).empty_table()
-    return C.decide(parts["doc"], parts["near"], parts["partial"], action)
-
-
-def _cluster_stats(clusters_dir: Path, sink: AccountingSink) -> dict:
-    clusters = read_parts(clusters_dir, S.CLUSTERS_SCHEMA)
-    heads = clusters.select_columns([S.KIND, S.CLUSTER_SIZE, S.IS_SURVIVOR])
-    histogram: dict[str, dict[str, int]] = {}
-    for row in heads.iter_rows():
-        if not row[S.IS_SURVIVOR]:
-            continue
-        sizes = histogram.setdefault(row[S.KIND], {})
-        bucket = _size_bucket(row[S.CLUSTER_SIZE])
-        sizes[bucket] = sizes.get(bucket, 0) + 1
+def _keys_task(unit: Unit, cfg: DedupConfig, bands: int, rows: int, parts: int, work: Work):
+    batch = read_unit(unit, [S.DOC_ID, S.TEXT, S.N_BYTES])
+    tables = [
+        document_keys(batch.slice(i, cfg.batch_rows), unit.start + i, cfg, bands, rows)
+        for i in range(0, max(batch.num_rows, 1), cfg.batch_rows)
+    ]
+    docs = pa.concat_tables([t.docs for t in tables])
+    write_table(unit_file(work.docs, unit), docs)
+    for directory, name, schema, key in (
+        (work.digests, "digests", DIGESTS_SCHEMA, "digest_hi"),
+        (work.bands, "bands", BANDS_SCHEMA, KEY),
+        (work.anchors, "anchors", ANCHORS_SCHEMA, KEY),
+    ):
+        table = pa.concat_tables([getattr(t, name) for t in tables]).cast(schema)
+        write_partitioned(
+            unit_file(directory, unit), table, partition_of(table[key].to_numpy(), parts), parts
+        )
     return {
-        "exact_duplicates": sink.result.dropped.get(C.EXACT_DUPLICATE, 0),
-        "near_duplicates": sink.result.dropped.get(C.NEAR_DUPLICATE, 0),
-        "partial_duplicates": sink.result.dropped.get(C.PARTIAL_DUPLICATE, 0),
-        "cluster_size_histogram": {k: dict(sorted(v.items())) for k, v in histogram.items()},
+        "docs": batch.num_rows,
+        "bytes": int(np.sum(batch[S.N_BYTES].to_numpy())) if batch.num_rows else 0,
+        "anchors": int(docs["n_anchors"].to_numpy().sum()) if docs.num_rows else 0,
     }
 
 
-def _size_bucket(size: int) -> str:
-    """Cluster sizes in powers of two: "2", "3-4", "5-8", "9-16", ..."""
-    high = 1 << (size - 1).bit_length()
-    low = high // 2 + 1
-    return str(high) if low == high else f"{low}-{high}"
+# --- 2. exact ------------------------------------------------------------------------------
+
+
+def _exact_task(p: int, units: list[Unit], cfg: DedupConfig, work: Work, clusters_dir: Path):
+    members = C.MEMBERS_SCHEMA.empty_table()
+    if cfg.exact:
+        rows = read_partition([unit_file(work.digests, u) for u in units], p, DIGESTS_SCHEMA)
+        groups = K.exact_groups(rows, cfg.keep)
+        members = pa.table(
+            {
+                IDX: groups[IDX],
+                S.DOC_ID: groups[S.DOC_ID],
+                S.N_BYTES: groups[S.N_BYTES],
+                C.SURVIVOR: groups[K.SURVIVOR],
+                C.SURVIVOR_ID: groups[C.SURVIVOR_ID],
+                S.SIMILARITY: pa.array(np.ones(groups.num_rows, np.float32)),
+                K.GROUP_SIZE: groups[K.GROUP_SIZE],
+            },
+            schema=C.MEMBERS_SCHEMA,
+        )
+    write_table(unit_file(work.exact, p), members)
+    _write_clusters(clusters_dir / f"exact-{p:05d}.parquet", C.cluster_rows(members, "exact"))
+    return _survivor_sizes(members)
+
+
+def _write_clusters(path: Path, rows: pa.Table) -> None:
+    if rows.num_rows:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(rows, path, compression="zstd")
+
+
+def _survivor_sizes(members: pa.Table) -> dict[int, int]:
+    """{cluster size: clusters}, counted at each survivor's row."""
+    is_survivor = members[IDX].to_numpy() == members[C.SURVIVOR].to_numpy()
+    return dict(Counter(members[K.GROUP_SIZE].to_numpy()[is_survivor].tolist()))
+
+
+def _histogram(exact: list[dict], near: list[dict]) -> dict[str, dict[str, int]]:
+    out = {}
+    for kind, counts in (("exact", exact), ("near", near)):
+        buckets: Counter = Counter()
+        for part in counts:
+            for size, n in part.items():
+                buckets[size_bucket(int(size - 1).bit_length())] += n
+        if buckets:
+            out[kind] = dict(sorted(buckets.items()))
+    return out
+
+
+def _excluded(work: Work) -> np.ndarray:
+    """Exact duplicates (not their survivors): no other step looks at them."""
+    members = work.table(work.exact, C.MEMBERS_SCHEMA)
+    idx, survivor = members[IDX].to_numpy(), members[C.SURVIVOR].to_numpy()
+    return np.sort(idx[idx != survivor])
+
+
+# --- 3. candidates ---------------------------------------------------------------------------
+
+
+def _candidates_task(p: int, units: list[Unit], cfg: DedupConfig, parts: int, work: Work):
+    excluded = _excluded(work)
+    near = np.empty((0, 2), np.int64)
+    if cfg.near:
+        rows = read_partition([unit_file(work.bands, u) for u in units], p, BANDS_SCHEMA)
+        near = K.near_candidates(rows, excluded, cfg.max_bucket_pairs)
+    _write_pairs(unit_file(work.near_pairs, p), near, None, parts)
+    partial, shared = np.empty((0, 2), np.int64), np.empty(0, np.int64)
+    if cfg.containment.enabled:
+        rows = read_partition([unit_file(work.anchors, u) for u in units], p, ANCHORS_SCHEMA)
+        partial, shared = K.anchor_candidates(rows, excluded, cfg.max_bucket_pairs)
+    _write_pairs(unit_file(work.partial_pairs, p), partial, shared, parts)
+    return {"near": len(near), "partial": len(partial)}
+
+
+def _write_pairs(path: Path, pairs: np.ndarray, shared: np.ndarray | None, parts: int) -> None:
+    columns = {"a": pairs[:, 0], "b": pairs[:, 1]}
+    schema = PAIRS_SCHEMA
+    if shared is not None:
+        columns["shared"], schema = shared, COUNTED_PAIRS_SCHEMA
+    code = (pairs[:, 0].astype(np.uint64) << np.uint64(32)) | pairs[:, 1].astype(np.uint64)
+    write_partitioned(path, pa.table(columns, schema=schema), partition_of(code, parts), parts)
+
+
+# --- 4. verify -----------------------------------------------------------------------------
+
+
+def _verify_task(v: int, units: list[Unit], cfg: DedupConfig, parts: int, work: Work):
+    store = ShingleStore(work.docs, units)
+    found = read_partition(Work.files(work.near_pairs), v, PAIRS_SCHEMA)
+    pairs, _ = K.unique_pairs(np.stack([found["a"].to_numpy(), found["b"].to_numpy()], axis=1))
+    edges = C.verify_near(pairs, store, cfg.threshold, cfg.verify)
+    write_table(unit_file(work.edges, v), edges)
+    found = read_partition(Work.files(work.partial_pairs), v, COUNTED_PAIRS_SCHEMA)
+    pairs, shared = K.unique_pairs(
+        np.stack([found["a"].to_numpy(), found["b"].to_numpy()], axis=1), found["shared"].to_numpy()
+    )
+    c = cfg.containment
+    partial = C.verify_partial(pairs, shared, store, c.threshold, c.min_shared_anchors)
+    write_table(unit_file(work.partial, v), partial)
+    return {"edges": edges.num_rows, "partial": partial.num_rows}
+
+
+# --- 5. components ---------------------------------------------------------------------------
+
+
+def _components(work: Work, cfg: DedupConfig, edges: int, parts: int) -> dict:
+    """Components of the verified edges, written to work.components partitioned by component."""
+    if edges <= cfg.local_components_max_edges:
+        ray.get(ray.remote(num_cpus=1)(_local_components_task).remote(work, parts))
+        return {"components": "local", "components_rounds": 0}
+    rounds = _distributed_components(work, cfg, parts)
+    return {"components": "distributed", "components_rounds": rounds}
+
+
+def _local_components_task(work: Work, parts: int) -> None:
+    edges = work.table(work.edges, C.EDGES_SCHEMA)
+    nodes, component = local_components(edges[C.SRC].to_numpy(), edges[C.DST].to_numpy())
+    table = pa.table([nodes, component], schema=C.COMPONENTS_SCHEMA)
+    write_partitioned(
+        work.components / "00000.arrow",
+        table,
+        partition_of(component.astype(np.uint64), parts),
+        parts,
+    )
+
+
+def _distributed_components(work: Work, cfg: DedupConfig, parts: int) -> int:
+    """Large-star/small-star rounds on Ray Data (string node ids), for graphs too large for
+    one task; the result is written back as integer (idx, component) partitions."""
+    edges = ray.data.from_arrow_refs(
+        [ray.put(read_table(f).select([C.SRC, C.DST])) for f in Work.files(work.edges)]
+    ).map_batches(_as_string_edges, batch_format="pyarrow")
+    result = connected_components(edges, work.root / "cc", cfg.max_cc_iterations, parts)
+    for i, block in enumerate(result.dataset.iter_batches(batch_format="pyarrow", batch_size=None)):
+        nodes = block["node"].cast(pa.int64()).to_numpy()
+        component = block["component"].cast(pa.int64()).to_numpy()
+        table = pa.table([nodes, component], schema=C.COMPONENTS_SCHEMA)
+        write_partitioned(
+            unit_file(work.components, i),
+            table,
+            partition_of(component.astype(np.uint64), parts),
+            parts,
+        )
+    return result.rounds
+
+
+def _as_string_edges(batch: pa.Table) -> pa.Table:
+    return pa.table({"src": batch[C.SRC].cast(pa.string()), "dst": batch[C.DST].cast(pa.string())})
+
+
+# --- 6. clusters ---------------------------------------------------------------------------
+
+
+def _clusters_task(
+    c: int, units: list[Unit], cfg: DedupConfig, parts: int, work: Work, clusters_dir: Path
+):
+    components = read_partition(Work.files(work.components), c, C.COMPONENTS_SCHEMA)
+    members = C.near_clusters(components, ShingleStore(work.docs, units), cfg.keep)
+    write_table(unit_file(work.near, c), members)
+    _write_clusters(clusters_dir / f"near-{c:05d}.parquet", C.cluster_rows(members, "near"))
+    return _survivor_sizes(members)
+
+
+# --- 7. decide -----------------------------------------------------------------------------
+
+
+def _decide_task(unit: Unit, units: list[Unit], cfg: DedupConfig, work: Work, sink: AccountingSink):
+    docs = read_unit(unit, [f.name for f in S.DOCS_SCHEMA])
+    docs = docs.append_column(IDX, pa.array(np.arange(unit.start, unit.stop), pa.int64()))
+    store = ShingleStore(work.docs, units)
+    near = work.table(work.near, C.MEMBERS_SCHEMA)
+    partial = _in_range(work.table(work.partial, C.PARTIAL_SCHEMA), C.PART, unit)
+    partial = C.redirect_to_survivors(partial, near, lambda idx: _names(store, idx))
+    rows = C.decide(
+        docs,
+        _in_range(work.table(work.exact, C.MEMBERS_SCHEMA), IDX, unit),
+        _in_range(near, IDX, unit),
+        partial,
+        cfg.containment.action,
+    )
+    written: SinkResult = sink.write_part([rows], f"part-{unit.number:05d}.parquet")
+    flagged = rows.filter(pa.compute.is_null(rows[S.DROP_REASON]))[S.PARTIAL_DUP_OF].null_count
+    kept = written.rows_out
+    return {"written": written, "flagged": kept - flagged}
+
+
+def _in_range(table: pa.Table, column: str, unit: Unit) -> pa.Table:
+    own = table[column].to_numpy()
+    return table.filter(pa.array((own >= unit.start) & (own < unit.stop)))
+
+
+def _names(store: ShingleStore, idx: np.ndarray) -> pa.Array:
+    """doc_ids of documents `idx` (any order)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    distinct, inverse = np.unique(idx, return_inverse=True)
+    names = store.columns(distinct, [S.DOC_ID])[S.DOC_ID].combine_chunks()
+    return names.take(pa.array(inverse.ravel()))

@@ -87,7 +87,12 @@ class AccountingSink(Datasink[SinkResult]):
         self.result = SinkResult()
 
     def write(self, blocks: Iterable, ctx) -> SinkResult:
-        name = f"part-{ctx.task_idx:05d}.parquet"
+        tables = (BlockAccessor.for_block(block).to_arrow() for block in blocks)
+        return self.write_part(tables, f"part-{ctx.task_idx:05d}.parquet")
+
+    def write_part(self, tables: Iterable[pa.Table], name: str) -> SinkResult:
+        """Split `tables` into <data_dir>/name and <quarantine_dir>/name; what was written.
+        Also for plain Ray tasks that write their own part (the driver sums the results)."""
         result = SinkResult()
         kept_writer = _PartWriter(self.data_dir / name, self.data_schema)
         dropped_writer: _PartWriter | None = None
@@ -95,8 +100,7 @@ class AccountingSink(Datasink[SinkResult]):
         kept_counts: list[dict[str, int]] = []
         failed = True
         try:
-            for block in blocks:
-                table = BlockAccessor.for_block(block).to_arrow()
+            for table in tables:
                 if table.num_rows == 0:  # an empty group's block may lack the columns
                     continue
                 is_kept = pc.is_null(table[S.DROP_REASON])
@@ -124,14 +128,18 @@ class AccountingSink(Datasink[SinkResult]):
         return result
 
     def on_write_complete(self, write_result: WriteResult[SinkResult]) -> None:
-        parts = write_result.write_returns
-        self.result = SinkResult(
-            rows_out=sum(p.rows_out for p in parts),
-            bytes_out=sum(p.bytes_out for p in parts),
-            dropped=merge_counts(p.dropped for p in parts),
-            rows_out_by=merge_counts(p.rows_out_by for p in parts),
-            files=sorted(f for p in parts for f in p.files),
-        )
+        self.result = combine_results(write_result.write_returns)
+
+
+def combine_results(parts: Iterable[SinkResult]) -> SinkResult:
+    parts = list(parts)
+    return SinkResult(
+        rows_out=sum(p.rows_out for p in parts),
+        bytes_out=sum(p.bytes_out for p in parts),
+        dropped=merge_counts(p.dropped for p in parts),
+        rows_out_by=merge_counts(p.rows_out_by for p in parts),
+        files=sorted(f for p in parts for f in p.files),
+    )
 
 
 def _count_values(table: pa.Table, column: str) -> dict[str, int]:

@@ -28,12 +28,12 @@ import pyarrow as pa
 
 from pipeline import schema as S
 from pipeline.config import ShingleConfig
-from pipeline.dedup.clusters import containment
-from pipeline.dedup.shingles import shingle_hashes
 from pipeline.quality.config import FidelityConfig
 from pipeline.quality.repetition import dup_ngram_char_frac
 from pipeline.quality.rules import Rule, bounded, failing_rules
 from pipeline.rewrite.postprocess import REFUSAL, clean_generation
+from pipeline.similarity.sets import containment
+from pipeline.similarity.shingles import shingle_hashes
 
 _I = re.IGNORECASE | re.MULTILINE
 # Talk about the text instead of the text: what the 135M model writes when it does not rewrite

@@ -24,7 +24,6 @@ from pathlib import Path
 import ray
 
 from pipeline import schema as S
-from pipeline.dedup.features import BAND_KEYS, COARSE, coarse_groups, explode
 from pipeline.io.sink import AccountingSink
 from pipeline.quality import rewrite_dedup as D
 from pipeline.quality.fidelity import SCORED_SCHEMA, fidelity_rules, score_rewrites
@@ -40,6 +39,7 @@ from pipeline.ray_ops import (
     sum_column,
     write_parts,
 )
+from pipeline.similarity.buckets import BAND_KEYS, COARSE, coarse_groups, explode
 from pipeline.stage import REWRITES, RunContext, Stage
 from pipeline.stats import StageStats, StepTimer
 

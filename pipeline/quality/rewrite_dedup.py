@@ -27,13 +27,12 @@ import pyarrow.compute as pc
 
 from pipeline import schema as S
 from pipeline.config import ShingleConfig
-from pipeline.dedup.clusters import jaccard
-from pipeline.dedup.features import BAND_KEYS, N_SHINGLES, bucket_runs
-from pipeline.dedup.lsh import _run_pairs as run_pairs
-from pipeline.dedup.lsh import band_keys, optimal_bands
-from pipeline.dedup.minhash import minhash_signatures
-from pipeline.dedup.shingles import shingle_hashes_batch
 from pipeline.quality.config import RewriteDedupConfig
+from pipeline.similarity.buckets import BAND_KEYS, N_SHINGLES, bucket_runs
+from pipeline.similarity.lsh import band_keys, optimal_bands, run_pairs
+from pipeline.similarity.minhash import minhash_signatures
+from pipeline.similarity.sets import jaccard
+from pipeline.similarity.shingles import shingle_hashes_batch
 
 DUPLICATE_REWRITE = "duplicate_rewrite"
 SOURCE_DOC_CAP = "source_doc_cap"

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import ShingleConfig
-from pipeline.dedup.lsh import band_keys, bucket_pairs, candidate_pairs, optimal_bands
-from pipeline.dedup.minhash import minhash_signatures
-from pipeline.dedup.shingles import shingle_hashes_batch
+from pipeline.similarity.lsh import band_keys, bucket_pairs, candidate_pairs, optimal_bands
+from pipeline.similarity.minhash import minhash_signatures
+from pipeline.similarity.shingles import shingle_hashes_batch
 
 THRESHOLDS = [round(0.3 + 0.05 * i, 2) for i in range(14)]  # 0.3 .. 0.95
 

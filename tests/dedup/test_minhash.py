@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import ShingleConfig
-from pipeline.dedup.minhash import jaccard_estimate, minhash_signatures, permutations
-from pipeline.dedup.shingles import sha1_shingle_hashes, shingle_hashes_batch, shingle_strings
+from pipeline.similarity.minhash import jaccard_estimate, minhash_signatures, permutations
+from pipeline.similarity.shingles import sha1_shingle_hashes, shingle_hashes_batch, shingle_strings
 
 HASH_SETS = st.lists(st.integers(0, 2**32 - 1), max_size=500)
 

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from numba import njit
 
 from pipeline.config import ShingleConfig
-from pipeline.dedup import shingles
-from pipeline.dedup.exact import text_digest
-from pipeline.dedup.shingles import (
+from pipeline.dedup.keys import text_digest
+from pipeline.similarity import shingles
+from pipeline.similarity.shingles import (
     NON_WORD_RANGES,
     hash_shingle_string,
     sha1_shingle_hashes,

@@ -75,7 +75,7 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return _fmix64(h)
 
 
-def _run_pairs(
+def run_pairs(
     members: np.ndarray, starts: np.ndarray, sizes: np.ndarray, max_bucket_pairs: int
 ) -> np.ndarray:
     """Pairs from runs members[start : start + size]; each run's members sorted ascending."""
@@ -105,7 +105,7 @@ def bucket_pairs(member_indices_sorted: np.ndarray, max_bucket_pairs: int) -> np
     if len(members) < 2:
         return np.empty((0, 2), dtype=np.int64)
     starts, sizes = np.array([0]), np.array([len(members)])
-    return _run_pairs(members, starts, sizes, max_bucket_pairs)
+    return run_pairs(members, starts, sizes, max_bucket_pairs)
 
 
 def candidate_pairs(keys: np.ndarray, max_bucket_pairs: int) -> np.ndarray:
@@ -131,7 +131,7 @@ def candidate_pairs(keys: np.ndarray, max_bucket_pairs: int) -> np.ndarray:
     members = doc[order[np.arange(sizes.sum()) + np.repeat(starts - packed, sizes)]]
     # Docs ascending inside each bucket: the star's centre is its smallest document.
     members = members[np.lexsort((members, np.repeat(np.arange(len(sizes)), sizes)))]
-    pairs = _run_pairs(members, packed, sizes, max_bucket_pairs)
+    pairs = run_pairs(members, packed, sizes, max_bucket_pairs)
     # A pair shares several bands when the docs are similar: keep it once.
     codes = np.unique(pairs[:, 0] * n_docs + pairs[:, 1])
     return np.stack([codes // max(n_docs, 1), codes % max(n_docs, 1)], axis=1)

@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from pipeline.dedup.shingles import fmix32
+from pipeline.similarity.shingles import fmix32
 
 # datasketch's value for "no element seen", so empty documents agree with an empty MinHash.
 EMPTY_VALUE = np.uint32(0xFFFFFFFF)
