@@ -32,12 +32,13 @@ N_ANCHORS = "n_anchors"
 
 @dataclass(frozen=True)
 class Unit:
-    """A slice of one input file's row group: the work of one map task."""
+    """Consecutive row groups of one input file, or a slice of one large row group: the work
+    of one map task."""
 
     number: int
     path: str
-    row_group: int
-    offset: int  # first row within the row group
+    row_groups: tuple[int, ...]
+    offset: int  # first row within the row groups read
     rows: int
     start: int  # global index of its first document
 
@@ -47,22 +48,38 @@ class Unit:
 
 
 def plan_units(input_dir: Path, unit_rows: int) -> list[Unit]:
-    """Cut the input's row groups into units of at most `unit_rows` documents."""
+    """Group the input's row groups into units of at most `unit_rows` documents; a larger
+    row group is cut into slices."""
     units: list[Unit] = []
     start = 0
+
+    def add(path: str, groups: list[int], offset: int, rows: int) -> None:
+        nonlocal start
+        units.append(Unit(len(units), path, tuple(groups), offset, rows, start))
+        start += rows
+
     for path in parquet_parts(input_dir):
         meta = pq.ParquetFile(path).metadata
+        pending: list[int] = []
+        pending_rows = 0
         for group in range(meta.num_row_groups):
             n = meta.row_group(group).num_rows
-            for offset in range(0, n, unit_rows):
-                rows = min(unit_rows, n - offset)
-                units.append(Unit(len(units), path, group, offset, rows, start))
-                start += rows
+            if pending and pending_rows + n > unit_rows:
+                add(path, pending, 0, pending_rows)
+                pending, pending_rows = [], 0
+            if n > unit_rows:
+                for offset in range(0, n, unit_rows):
+                    add(path, [group], offset, min(unit_rows, n - offset))
+            elif n:
+                pending.append(group)
+                pending_rows += n
+        if pending:
+            add(path, pending, 0, pending_rows)
     return units
 
 
 def read_unit(unit: Unit, columns: list[str] | None) -> pa.Table:
-    table = pq.ParquetFile(unit.path).read_row_group(unit.row_group, columns=columns)
+    table = pq.ParquetFile(unit.path).read_row_groups(list(unit.row_groups), columns=columns)
     return table.slice(unit.offset, unit.rows)
 
 
