@@ -90,12 +90,8 @@ from pipeline.config import (
     SourceConfig,
 )
 from pipeline.runner import SUCCESS_MARKER, run_pipeline
+from pipeline.similarity.shingles import shingle_hashes_batch, shingle_strings
 from pipeline.stats import StageStats
-
-try:  # the similarity core of issue 14, or the dedup package before it
-    from pipeline.similarity.shingles import shingle_hashes_batch, shingle_strings
-except ImportError:
-    from pipeline.dedup.shingles import shingle_hashes_batch, shingle_strings
 
 SOURCE = "synth"
 GEN_VERSION = 1  # part of the cache key: bump when the generator changes
