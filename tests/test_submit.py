@@ -12,7 +12,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,25 +23,13 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, write_jsonl
+from ray_nodes import HEAD_ENV, HEAD_PORTS, RAY, free_port, stop_node
 
 spec = importlib.util.spec_from_file_location("submit", ROOT / "jobs" / "submit.py")
 submit = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(submit)
 
 SUBMIT = [sys.executable, str(ROOT / "jobs" / "submit.py")]
-# Single-node mode: `ray start` otherwise swaps 127.0.0.1 for the machine's address.
-HEAD_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-HEAD_PORTS = (
-    "port",
-    "dashboard-port",
-    "ray-client-server-port",
-    "node-manager-port",
-    "object-manager-port",
-    "dashboard-agent-listen-port",
-    "dashboard-agent-grpc-port",
-    "metrics-export-port",
-    "runtime-env-agent-port",
-)
 
 
 def make_working_dir(root: Path) -> Path:
@@ -119,12 +106,6 @@ def test_unreachable_address_is_a_clear_error_not_a_traceback():
     assert "Traceback" not in result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for_dashboard(address: str, head: subprocess.Popen, log: Path) -> None:
     from ray.job_submission import JobSubmissionClient
 
@@ -141,20 +122,6 @@ def wait_for_dashboard(address: str, head: subprocess.Popen, log: Path) -> None:
             time.sleep(0.5)
 
 
-def stop_head(head: subprocess.Popen) -> list[psutil.Process]:
-    """SIGTERM to `ray start --block` makes it drain and stop its own children; kill stragglers."""
-    try:
-        family = [psutil.Process(head.pid), *psutil.Process(head.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = []
-    head.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(family, timeout=60)
-    for proc in alive:
-        proc.kill()
-    _, alive = psutil.wait_procs(alive, timeout=10)
-    return [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-
-
 @pytest.fixture(scope="module")
 def ray_head():
     """A 2-CPU Ray head on loopback, free ports, own temp dir (short: socket paths <108 chars)."""
@@ -162,7 +129,7 @@ def ray_head():
     ports = {name: free_port() for name in HEAD_PORTS}
     log = temp_dir / "head.log"
     command = [
-        str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+        RAY, "start", "--head", "--block",
         "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", "--num-cpus=2",
         f"--temp-dir={temp_dir}", "--disable-usage-stats",
         *(f"--{name}={port}" for name, port in ports.items()),
@@ -183,7 +150,7 @@ def ray_head():
         wait_for_dashboard(address, head, log)
         yield {"address": address, "pid": head.pid}
     finally:
-        left = stop_head(head)
+        left = stop_node(head)
         shutil.rmtree(temp_dir, ignore_errors=True)
         assert not left, f"head processes left running: {[p.pid for p in left]}"
 

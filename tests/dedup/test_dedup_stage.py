@@ -8,46 +8,16 @@ import random
 import pyarrow.parquet as pq
 import pytest
 from conftest import make_config, write_jsonl
+from dedup_corpus import planted_records
 
 from pipeline import runner
 from pipeline.config import SourceConfig
 
-VOCAB = [f"w{i}" for i in range(5000)]
-
-
-def words(rng: random.Random, n: int) -> list[str]:
-    return [rng.choice(VOCAB) for _ in range(n)]
-
-
-def edit(rng: random.Random, text: list[str], rate: float) -> list[str]:
-    out = list(text)
-    for i in rng.sample(range(len(out)), int(len(out) * rate)):
-        out[i] = rng.choice(VOCAB)
-    return out
-
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    rng = random.Random(7)
     root = tmp_path_factory.mktemp("planted")
-    records = []
-    base = [words(rng, 300) for _ in range(20)]
-    for i, doc in enumerate(base):
-        records.append({"id": f"doc-{i:02d}", "text": " ".join(doc)})
-    records.append({"id": "dup-of-00", "text": " ".join(base[0])})
-    records.append({"id": "dup-of-01-b", "text": " ".join(base[1])})
-    records.append({"id": "dup-of-01-c", "text": " ".join(base[1])})
-    records.append({"id": "near-of-02", "text": " ".join(edit(rng, base[2], 0.02))})
-    records.append({"id": "near-of-03", "text": " ".join(edit(rng, base[3], 0.01))})
-    long_doc = words(rng, 1200)
-    records.append({"id": "long", "text": " ".join(long_doc)})
-    records.append({"id": "excerpt-of-long", "text": " ".join(long_doc[400:600])})
-    records.append({"id": "one-word", "text": "hello"})
-    records.append({"id": "one-word-again", "text": "hello"})
-    records.append(
-        {"id": "cyrillic", "text": "Съешь же ещё этих мягких французских булок, да выпей чаю " * 3}
-    )
-    records.append({"id": "cjk", "text": "我能吞下玻璃而不伤身体。" * 5})
+    records = planted_records(random.Random(7))
     path = write_jsonl(root / "docs.jsonl", records)
     return {"path": path, "n": len(records)}
 
