@@ -135,7 +135,8 @@ class DedupConfig:
     containment: ContainmentConfig = field(default_factory=ContainmentConfig)
     max_cc_iterations: int = 64
     # Connected components in one union-find task up to this many verified edges (real
-    # corpora have far fewer edges than documents); above it, distributed star rounds.
+    # corpora have far fewer edges than documents); above it, distributed star rounds (0:
+    # always).
     local_components_max_edges: int = 20_000_000
     # Hash partitions of the key and pair files; null = twice the cluster's CPUs.
     shuffle_partitions: int | None = None
@@ -385,12 +386,15 @@ def _dedup_problems(d: DedupConfig) -> list[str]:
         "dedup.containment.anchor_every": d.containment.anchor_every,
         "dedup.containment.min_shared_anchors": d.containment.min_shared_anchors,
         "dedup.max_bucket_pairs": d.max_bucket_pairs,
-        "dedup.local_components_max_edges": d.local_components_max_edges,
         "dedup.unit_rows": d.unit_rows,
         "dedup.batch_rows": d.batch_rows,
     }.items():
         if value < 1:
             problems.append(f"{key}: must be >= 1, got {value}")
+    if d.local_components_max_edges < 0:
+        problems.append(
+            f"dedup.local_components_max_edges: must be >= 0, got {d.local_components_max_edges}"
+        )
     if (d.bands is None) != (d.rows is None):
         problems.append("dedup.bands, dedup.rows: give both or neither")
     elif d.bands is not None and d.rows is not None and d.bands * d.rows > d.num_perm:

@@ -74,19 +74,37 @@ def _without(rows: pa.Table, excluded: np.ndarray) -> pa.Table:
     return rows.filter(pc.invert(pc.is_in(rows[IDX], pa.array(excluded, pa.int64()))))
 
 
+def _shared_buckets(key: np.ndarray) -> np.ndarray:
+    """Rows whose key at least one other row has, grouped by key (no order within a group).
+    Almost every bucket holds one document, so one sort by key alone and a filter leave little
+    for the finer orders below."""
+    if key.dtype == np.uint32:  # anchors: key and row packed in one uint64, a plain sort
+        packed = (key.astype(np.uint64) << np.uint64(32)) | np.arange(len(key), dtype=np.uint64)
+        packed.sort()
+        order = (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        sorted_key = packed >> np.uint64(32)
+    else:
+        order = np.argsort(key)
+        sorted_key = key[order]
+    equal_next = sorted_key[1:] == sorted_key[:-1]
+    shared = np.zeros(len(sorted_key), dtype=bool)
+    shared[1:] |= equal_next
+    shared[:-1] |= equal_next
+    return order[shared]
+
+
 def near_candidates(rows: pa.Table, excluded: np.ndarray, cap: int) -> np.ndarray:
     """Unique (a, b), a < b, of documents sharing a band key; `excluded` documents (exact
     duplicates) take no part. A bucket of more than `cap` documents pairs its smallest index
     with every other one only (a star bounds the work of a boilerplate bucket)."""
     rows = _without(rows, excluded)
     key, idx = rows[KEY].to_numpy(), rows[IDX].to_numpy()
-    order = np.lexsort((idx, key))
-    starts, sizes = runs(key[order])
-    shared = sizes >= 2
-    if not shared.any():
+    shared = _shared_buckets(key)
+    order = shared[np.lexsort((idx[shared], key[shared]))]
+    if len(order) == 0:
         return np.empty((0, 2), np.int64)
-    members, starts, sizes = _packed(idx[order], starts[shared], sizes[shared])
-    return unique_pairs(run_pairs(members, starts, sizes, cap))[0]
+    starts, sizes = runs(key[order])
+    return unique_pairs(run_pairs(idx[order], starts, sizes, cap))[0]
 
 
 def anchor_candidates(
@@ -98,13 +116,12 @@ def anchor_candidates(
     rows = _without(rows, excluded)
     key, idx = rows[KEY].to_numpy(), rows[IDX].to_numpy()
     size = rows[N_SHINGLES].to_numpy()
-    order = np.lexsort((-idx, -size, key))  # largest first in each bucket
-    starts, sizes = runs(key[order])
-    shared = sizes >= 2
-    if not shared.any():
+    shared = _shared_buckets(key)
+    order = shared[np.lexsort((-idx[shared], -size[shared], key[shared]))]  # largest first
+    if len(order) == 0:
         return np.empty((0, 2), np.int64), np.empty(0, np.int64)
-    members, starts, sizes = _packed(idx[order], starts[shared], sizes[shared])
-    whole_part = run_pairs(members, starts, sizes, cap)
+    starts, sizes = runs(key[order])
+    whole_part = run_pairs(idx[order], starts, sizes, cap)
     return unique_pairs(whole_part[:, ::-1])
 
 
@@ -118,10 +135,3 @@ def unique_pairs(pairs: np.ndarray, counts: np.ndarray | None = None):
     totals = np.bincount(inverse.ravel(), weights=weights, minlength=len(distinct))
     out = np.stack([distinct >> np.uint64(32), distinct & np.uint64(0xFFFFFFFF)], axis=1)
     return out.astype(np.int64), totals.astype(np.int64)
-
-
-def _packed(members: np.ndarray, starts: np.ndarray, sizes: np.ndarray):
-    """Only the given runs of `members`, packed, with their new starts."""
-    packed_starts = np.cumsum(sizes) - sizes
-    rows = np.arange(sizes.sum()) + np.repeat(starts - packed_starts, sizes)
-    return members[rows], packed_starts, sizes

@@ -1,9 +1,10 @@
 """Pure decisions of the dedup stage: which candidate pairs are real, who survives a cluster,
 and what each document becomes. Arrow and numpy in and out; documents are integer indices,
-their shingle sets come from a ShingleStore; no Ray here.
+their ids, sizes and shingle sets come from a DocStore; no Ray here.
 
     edges = verify_near(pairs, store, threshold=0.6, verify="jaccard")    # src, dst, similarity
-    partial = verify_partial(pairs, shared, store, threshold=0.5, min_shared=2)
+    pairs = enough_anchors(pairs, shared, store, min_shared=2)
+    partial = verify_partial(pairs, store, threshold=0.5)
     members = near_clusters(components, store, rule="longest")            # one row per member
     rows = decide(docs, exact, near, partial, action="flag")             # DEDUP_SCHEMA + drops
 """
@@ -16,7 +17,7 @@ import pyarrow.compute as pc
 
 from pipeline import schema as S
 from pipeline.dedup.candidates import GROUP_SIZE, SURVIVOR, survivor_order
-from pipeline.dedup.workfiles import IDX, N_ANCHORS, ShingleStore
+from pipeline.dedup.workfiles import IDX, N_ANCHORS, SIGNATURE, DocStore
 from pipeline.similarity.sets import pair_containment, pair_jaccard
 
 EXACT_DUPLICATE = "exact_duplicate"
@@ -52,7 +53,7 @@ def _local(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return docs, np.searchsorted(docs, pairs)
 
 
-def verify_near(pairs: np.ndarray, store: ShingleStore, threshold: float, verify: str) -> pa.Table:
+def verify_near(pairs: np.ndarray, store: DocStore, threshold: float, verify: str) -> pa.Table:
     """Candidate pairs whose similarity reaches `threshold`: exact Jaccard of the shingle sets
     ("jaccard") or the MinHash estimate ("estimate")."""
     if len(pairs) == 0:
@@ -61,7 +62,7 @@ def verify_near(pairs: np.ndarray, store: ShingleStore, threshold: float, verify
     if verify == "jaccard":
         similarity = pair_jaccard(*store.gather(docs), local)
     elif verify == "estimate":
-        signatures = store.columns(docs, ["signature"])["signature"].combine_chunks()
+        signatures = store.sets(docs, [SIGNATURE])[SIGNATURE].combine_chunks()
         sig = signatures.values.to_numpy().reshape(len(docs), -1)
         similarity = (sig[local[:, 0]] == sig[local[:, 1]]).mean(axis=1)
     else:
@@ -72,17 +73,24 @@ def verify_near(pairs: np.ndarray, store: ShingleStore, threshold: float, verify
     )
 
 
-def verify_partial(
-    pairs: np.ndarray, shared: np.ndarray, store: ShingleStore, threshold: float, min_shared: int
-) -> pa.Table:
-    """(part, whole) pairs sharing enough anchors (`min_shared`, or all the part has) whose
-    containment, the share of the part's shingles found in the whole, reaches `threshold`."""
+def enough_anchors(
+    pairs: np.ndarray, shared: np.ndarray, store: DocStore, min_shared: int
+) -> np.ndarray:
+    """The (part, whole) pairs that share `min_shared` anchors, or all the part has: one
+    shared anchor is often chance (a common phrase), two rarely are."""
+    if len(pairs) == 0:
+        return pairs
+    docs, local = _local(pairs)
+    n_anchors = store.columns(docs, [N_ANCHORS])[N_ANCHORS].to_numpy()
+    return pairs[shared >= np.maximum(1, np.minimum(min_shared, n_anchors[local[:, 0]]))]
+
+
+def verify_partial(pairs: np.ndarray, store: DocStore, threshold: float) -> pa.Table:
+    """(part, whole) pairs whose containment, the share of the part's shingles found in the
+    whole, reaches `threshold`."""
     if len(pairs) == 0:
         return PARTIAL_SCHEMA.empty_table()
     docs, local = _local(pairs)
-    n_anchors = store.columns(docs, [N_ANCHORS])[N_ANCHORS].to_numpy()
-    enough = shared >= np.maximum(1, np.minimum(min_shared, n_anchors[local[:, 0]]))
-    pairs, local = pairs[enough], local[enough]
     share = pair_containment(*store.gather(docs), local)
     keep = share >= threshold
     return pa.table(
@@ -90,7 +98,7 @@ def verify_partial(
     )
 
 
-def near_clusters(components: pa.Table, store: ShingleStore, rule: str) -> pa.Table:
+def near_clusters(components: pa.Table, store: DocStore, rule: str) -> pa.Table:
     """Members of whole components (idx, component): the survivor by `rule`, and each
     member's exact Jaccard with it."""
     if components.num_rows == 0:

@@ -1,7 +1,7 @@
 """Everything dedup needs from a document, computed in one pass: the pure map step.
 
 For a batch of documents with global indices, `document_keys` returns four tables:
-- docs:    idx, doc_id, n_bytes, shingle set (and the signature when verify="estimate");
+- docs:    doc_id, n_bytes and anchor count, in input order (idx = unit start + row);
 - digests: the text's 128-bit digest as two uint64 (exact duplicates group by it);
 - bands:   one row per (document, LSH band key) of its MinHash signature (near duplicates);
 - anchors: one row per anchor shingle (partial duplicates, below).
@@ -13,6 +13,10 @@ exact containment decides. An excerpt with light edits keeps most of its anchors
 of words changed keeps ~59% of its word 5-grams), where a window-level LSH loses whole windows.
 
     tables = document_keys(batch, start=0, cfg=DedupConfig(), bands=24, rows=4)
+    sets = document_sets(texts_of_candidates, their_idx, cfg)   # later, candidates only
+
+Exact shingle sets are not written by this pass: at ~2.4 KB a document they were the largest
+work file, and only candidate documents (a few percent of a real corpus) need them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ import pyarrow as pa
 
 from pipeline import schema as S
 from pipeline.config import DedupConfig
-from pipeline.dedup.workfiles import DOCS_FILE_SCHEMA, IDX, N_ANCHORS, SHINGLES
+from pipeline.dedup.workfiles import (
+    DOCS_FILE_SCHEMA,
+    IDX,
+    N_ANCHORS,
+    SETS_FILE_SCHEMA,
+    SHINGLES,
+    SIGNATURE,
+)
 from pipeline.similarity.lsh import band_keys
 from pipeline.similarity.minhash import minhash_signatures
 from pipeline.similarity.shingles import shingle_hashes_batch
@@ -44,8 +55,9 @@ DIGESTS_SCHEMA = pa.schema(
     ]
 )
 BANDS_SCHEMA = pa.schema([pa.field(KEY, pa.uint64()), pa.field(IDX, pa.int64())])
+# An anchor is a 32-bit shingle hash; 16 bytes a row, ~45 rows a 3.5 KB document.
 ANCHORS_SCHEMA = pa.schema(
-    [pa.field(KEY, pa.uint64()), pa.field(IDX, pa.int64()), pa.field(N_SHINGLES, pa.int64())]
+    [pa.field(KEY, pa.uint32()), pa.field(IDX, pa.int64()), pa.field(N_SHINGLES, pa.int32())]
 )
 
 
@@ -75,39 +87,25 @@ def document_keys(
     values, offsets = shingle_hashes_batch(texts, cfg.shingle)
     n_shingles = np.diff(offsets)
     digests = np.frombuffer(b"".join(text_digest(t) for t in texts), dtype=np.uint64)
-    docs = {
-        IDX: idx,
-        S.DOC_ID: batch[S.DOC_ID],
-        S.N_BYTES: batch[S.N_BYTES],
-        SHINGLES: pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values)),
-        N_ANCHORS: np.zeros(n, np.int64),
-        "signature": pa.nulls(n, pa.list_(pa.uint32())),
-    }
+    n_anchors = np.zeros(n, np.int32)
     band_table = BANDS_SCHEMA.empty_table()
-    if cfg.near or cfg.verify == "estimate":
-        signatures = minhash_signatures(values, offsets, cfg.num_perm, cfg.seed)
-        if cfg.verify == "estimate":
-            docs["signature"] = list(signatures)
-        if cfg.near:
-            keys = band_keys(signatures, bands, rows)
-            band_table = pa.table(
-                {KEY: keys.ravel(), IDX: np.repeat(idx, bands)}, schema=BANDS_SCHEMA
-            )
+    if cfg.near:
+        keys = band_keys(minhash_signatures(values, offsets, cfg.num_perm, cfg.seed), bands, rows)
+        band_table = pa.table({KEY: keys.ravel(), IDX: np.repeat(idx, bands)}, schema=BANDS_SCHEMA)
     anchor_table = ANCHORS_SCHEMA.empty_table()
     if cfg.containment.enabled:
         is_anchor = values % np.uint32(cfg.containment.anchor_every) == 0
         owner = np.repeat(np.arange(n), n_shingles)[is_anchor]
-        docs[N_ANCHORS] = np.bincount(owner, minlength=n).astype(np.int64)
+        n_anchors = np.bincount(owner, minlength=n).astype(np.int32)
         anchor_table = pa.table(
-            {
-                KEY: values[is_anchor].astype(np.uint64),
-                IDX: idx[owner],
-                N_SHINGLES: n_shingles[owner],
-            },
+            {KEY: values[is_anchor], IDX: idx[owner], N_SHINGLES: n_shingles[owner]},
             schema=ANCHORS_SCHEMA,
         )
     return DocumentKeys(
-        docs=pa.table(docs, schema=DOCS_FILE_SCHEMA),
+        docs=pa.table(
+            {S.DOC_ID: batch[S.DOC_ID], S.N_BYTES: batch[S.N_BYTES], N_ANCHORS: n_anchors},
+            schema=DOCS_FILE_SCHEMA,
+        ),
         digests=pa.table(
             {
                 DIGEST_HI: digests[0::2],
@@ -120,4 +118,21 @@ def document_keys(
         ),
         bands=band_table,
         anchors=anchor_table,
+    )
+
+
+def document_sets(texts: list[str], idx: np.ndarray, cfg: DedupConfig) -> pa.Table:
+    """Exact shingle sets (and MinHash signatures for verify="estimate") of some documents:
+    computed again for the candidates only, so the keys pass writes no per-document sets."""
+    values, offsets = shingle_hashes_batch(texts, cfg.shingle)
+    signatures = pa.nulls(len(texts), pa.list_(pa.uint32()))
+    if cfg.verify == "estimate":
+        signatures = list(minhash_signatures(values, offsets, cfg.num_perm, cfg.seed))
+    return pa.table(
+        {
+            IDX: np.asarray(idx, dtype=np.int64),
+            SHINGLES: pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values)),
+            SIGNATURE: signatures,
+        },
+        schema=SETS_FILE_SCHEMA,
     )

@@ -8,6 +8,8 @@ are integer indices in the hot path). Each step is one wave of tasks:
 2. exact      per digest partition: groups of equal texts, a survivor each
 3. candidates per key partition: band buckets -> near pairs, anchor buckets -> (part, whole)
               pairs; written partitioned by pair
+   pairs      per pair partition: each pair once; partial ones sharing enough anchors
+   sets       per unit: the exact shingle sets of its candidate documents only
 4. verify     per pair partition: exact Jaccard (near) or containment (partial)
 5. components one union-find task below `dedup.local_components_max_edges` edges, else
               distributed large-star/small-star rounds
@@ -36,10 +38,17 @@ from pipeline.config import DedupConfig
 from pipeline.dedup import candidates as K
 from pipeline.dedup import clusters as C
 from pipeline.dedup.components import connected_components, local_components, size_bucket
-from pipeline.dedup.keys import ANCHORS_SCHEMA, BANDS_SCHEMA, DIGESTS_SCHEMA, KEY, document_keys
+from pipeline.dedup.keys import (
+    ANCHORS_SCHEMA,
+    BANDS_SCHEMA,
+    DIGESTS_SCHEMA,
+    KEY,
+    document_keys,
+    document_sets,
+)
 from pipeline.dedup.workfiles import (
     IDX,
-    ShingleStore,
+    DocStore,
     Unit,
     partition_of,
     plan_units,
@@ -58,6 +67,7 @@ from pipeline.stats import StageStats, StepTimer
 
 PAIRS_SCHEMA = pa.schema([pa.field("a", pa.int64()), pa.field("b", pa.int64())])
 COUNTED_PAIRS_SCHEMA = pa.schema([*PAIRS_SCHEMA, pa.field("shared", pa.int64())])
+NEEDED_SCHEMA = pa.schema([pa.field(IDX, pa.int64())])
 
 
 def resolve_bands(cfg: DedupConfig) -> tuple[int, int]:
@@ -96,10 +106,16 @@ class DedupStage(Stage):
             exact = _wave(_exact_task, [(p, units, cfg, work, clusters_dir) for p in range(parts)])
         with steps("candidates"):
             found = _wave(_candidates_task, [(p, units, cfg, parts, work) for p in range(parts)])
-        extra["near_candidates"] = sum(f["near"] for f in found)
-        extra["partial_candidates"] = sum(f["partial"] for f in found)
+        extra["anchor_pairs"] = sum(f["partial"] for f in found)
+        with steps("pairs"):
+            paired = _wave(_pairs_task, [(v, units, cfg, work) for v in range(parts)])
+        extra["near_candidates"] = sum(f["near"] for f in paired)
+        extra["partial_candidates"] = sum(f["partial"] for f in paired)
+        with steps("sets"):
+            shingled = _wave(_sets_task, [(u, cfg, work) for u in units])
+        extra["candidate_docs"] = sum(shingled)
         with steps("verify"):
-            verified = _wave(_verify_task, [(v, units, cfg, parts, work) for v in range(parts)])
+            verified = _wave(_verify_task, [(v, units, cfg, work) for v in range(parts)])
         edges = sum(v["edges"] for v in verified)
         extra["verified_edges"] = edges
         extra["edges_per_doc"] = round(edges / max(n_docs, 1), 4)
@@ -143,13 +159,17 @@ class Work:
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.docs = self.root / "docs"  # per unit: idx, doc_id, n_bytes, shingles
+        self.docs = self.root / "docs"  # per unit: doc_id, n_bytes, anchors per document
+        self.sets = self.root / "sets"  # per unit: shingle sets of its candidate documents
         self.digests = self.root / "digests"  # per unit, partitioned by digest
         self.bands = self.root / "bands"  # per unit, partitioned by band key
         self.anchors = self.root / "anchors"  # per unit, partitioned by anchor
         self.exact = self.root / "exact"  # per digest partition: exact group members
         self.near_pairs = self.root / "near_pairs"  # per key partition, partitioned by pair
         self.partial_pairs = self.root / "partial_pairs"
+        self.near_candidates = self.root / "near_candidates"  # per pair partition, unique
+        self.partial_candidates = self.root / "partial_candidates"  # ... with enough anchors
+        self.needed = self.root / "needed"  # per pair partition, by unit: the pairs' documents
         self.edges = self.root / "edges"  # per pair partition: verified near pairs
         self.partial = self.root / "partial"  # per pair partition: verified containment
         self.components = self.root / "components"  # idx, component
@@ -194,7 +214,7 @@ def _keys_task(unit: Unit, cfg: DedupConfig, bands: int, rows: int, parts: int, 
     return {
         "docs": batch.num_rows,
         "bytes": int(np.sum(batch[S.N_BYTES].to_numpy())) if batch.num_rows else 0,
-        "anchors": int(docs["n_anchors"].to_numpy().sum()) if docs.num_rows else 0,
+        "anchors": int(pa.compute.sum(docs["n_anchors"]).as_py() or 0),
     }
 
 
@@ -281,23 +301,50 @@ def _write_pairs(path: Path, pairs: np.ndarray, shared: np.ndarray | None, parts
     write_partitioned(path, pa.table(columns, schema=schema), partition_of(code, parts), parts)
 
 
+def _pairs_task(v: int, units: list[Unit], cfg: DedupConfig, work: Work) -> dict:
+    """Per pair partition: each candidate pair once, partial ones with enough shared anchors
+    (their counts summed over the key partitions); and the documents they name, by unit."""
+    found = read_partition(Work.files(work.near_pairs), v, PAIRS_SCHEMA)
+    near, _ = K.unique_pairs(np.stack([found["a"].to_numpy(), found["b"].to_numpy()], axis=1))
+    found = read_partition(Work.files(work.partial_pairs), v, COUNTED_PAIRS_SCHEMA)
+    partial, shared = K.unique_pairs(
+        np.stack([found["a"].to_numpy(), found["b"].to_numpy()], axis=1), found["shared"].to_numpy()
+    )
+    store = DocStore(work.docs, work.sets, units)
+    partial = C.enough_anchors(partial, shared, store, cfg.containment.min_shared_anchors)
+    for directory, pairs in ((work.near_candidates, near), (work.partial_candidates, partial)):
+        write_table(unit_file(directory, v), pa.table({"a": pairs[:, 0], "b": pairs[:, 1]}))
+    idx = np.unique(np.concatenate([near.ravel(), partial.ravel()]))
+    owner = np.searchsorted(store.starts, idx, side="right") - 1
+    needed = pa.table({IDX: idx}, schema=NEEDED_SCHEMA)
+    write_partitioned(unit_file(work.needed, v), needed, owner, len(units))
+    return {"near": len(near), "partial": len(partial)}
+
+
+def _sets_task(unit: Unit, cfg: DedupConfig, work: Work) -> int:
+    """Shingle sets of this unit's candidate documents (those some pair names)."""
+    needed = read_partition(Work.files(work.needed), unit.number, NEEDED_SCHEMA)
+    idx = np.unique(needed[IDX].to_numpy())
+    texts = read_unit(unit, [S.TEXT])[S.TEXT].take(pa.array(idx - unit.start)).to_pylist()
+    write_table(unit_file(work.sets, unit), document_sets(texts, idx, cfg))
+    return len(idx)
+
+
 # --- 4. verify -----------------------------------------------------------------------------
 
 
-def _verify_task(v: int, units: list[Unit], cfg: DedupConfig, parts: int, work: Work):
-    store = ShingleStore(work.docs, units)
-    found = read_partition(Work.files(work.near_pairs), v, PAIRS_SCHEMA)
-    pairs, _ = K.unique_pairs(np.stack([found["a"].to_numpy(), found["b"].to_numpy()], axis=1))
-    edges = C.verify_near(pairs, store, cfg.threshold, cfg.verify)
+def _verify_task(v: int, units: list[Unit], cfg: DedupConfig, work: Work):
+    store = DocStore(work.docs, work.sets, units)
+    edges = C.verify_near(_pairs(work.near_candidates, v), store, cfg.threshold, cfg.verify)
     write_table(unit_file(work.edges, v), edges)
-    found = read_partition(Work.files(work.partial_pairs), v, COUNTED_PAIRS_SCHEMA)
-    pairs, shared = K.unique_pairs(
-        np.stack([found["a"].to_numpy(), found["b"].to_numpy()], axis=1), found["shared"].to_numpy()
-    )
-    c = cfg.containment
-    partial = C.verify_partial(pairs, shared, store, c.threshold, c.min_shared_anchors)
+    partial = C.verify_partial(_pairs(work.partial_candidates, v), store, cfg.containment.threshold)
     write_table(unit_file(work.partial, v), partial)
     return {"edges": edges.num_rows, "partial": partial.num_rows}
+
+
+def _pairs(directory: Path, v: int) -> np.ndarray:
+    table = read_table(unit_file(directory, v))
+    return np.stack([table["a"].to_numpy(), table["b"].to_numpy()], axis=1)
 
 
 # --- 5. components ---------------------------------------------------------------------------
@@ -355,7 +402,7 @@ def _clusters_task(
     c: int, units: list[Unit], cfg: DedupConfig, parts: int, work: Work, clusters_dir: Path
 ):
     components = read_partition(Work.files(work.components), c, C.COMPONENTS_SCHEMA)
-    members = C.near_clusters(components, ShingleStore(work.docs, units), cfg.keep)
+    members = C.near_clusters(components, DocStore(work.docs, work.sets, units), cfg.keep)
     write_table(unit_file(work.near, c), members)
     _write_clusters(clusters_dir / f"near-{c:05d}.parquet", C.cluster_rows(members, "near"))
     return _survivor_sizes(members)
@@ -367,7 +414,7 @@ def _clusters_task(
 def _decide_task(unit: Unit, units: list[Unit], cfg: DedupConfig, work: Work, sink: AccountingSink):
     docs = read_unit(unit, [f.name for f in S.DOCS_SCHEMA])
     docs = docs.append_column(IDX, pa.array(np.arange(unit.start, unit.stop), pa.int64()))
-    store = ShingleStore(work.docs, units)
+    store = DocStore(work.docs, work.sets, units)
     near = work.table(work.near, C.MEMBERS_SCHEMA)
     partial = _in_range(work.table(work.partial, C.PARTIAL_SCHEMA), C.PART, unit)
     partial = C.redirect_to_survivors(partial, near, lambda idx: _names(store, idx))
@@ -389,7 +436,7 @@ def _in_range(table: pa.Table, column: str, unit: Unit) -> pa.Table:
     return table.filter(pa.array((own >= unit.start) & (own < unit.stop)))
 
 
-def _names(store: ShingleStore, idx: np.ndarray) -> pa.Array:
+def _names(store: DocStore, idx: np.ndarray) -> pa.Array:
     """doc_ids of documents `idx` (any order)."""
     idx = np.asarray(idx, dtype=np.int64)
     distinct, inverse = np.unique(idx, return_inverse=True)

@@ -6,8 +6,8 @@ takes one record batch or a few rows without decoding the rest.
 
     units = plan_units(ingest_data_dir, unit_rows=20_000)     # from Parquet footers only
     write_partitioned(path, table, by=keys_u64, parts=4)      # record batch p: rows hash p
-    rows = read_partition([path, ...], p)                     # batch p of every file
-    values, offsets = ShingleStore(docs_dir, units).gather(idx)   # CSR sets of those docs
+    rows = read_partition([path, ...], p, schema)             # batch p of every file
+    values, offsets = DocStore(docs_dir, sets_dir, units).gather(idx)   # CSR sets of those
 
 A work directory must be visible to every worker (shared storage on a cluster), as every
 stage's input and output already is.
@@ -28,6 +28,7 @@ from pipeline.ray_ops import parquet_parts
 IDX = "idx"
 SHINGLES = "shingles"
 N_ANCHORS = "n_anchors"
+SIGNATURE = "signature"
 
 
 @dataclass(frozen=True)
@@ -138,47 +139,62 @@ def read_partition(paths: list[Path], p: int, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_batches(batches, schema=schema)
 
 
-class ShingleStore:
-    """Shingle sets of any documents, by index, from the per-unit document files."""
+class DocStore:
+    """What later steps need of any documents, by index: their doc_id, n_bytes and anchor
+    count from the per-unit docs files (row = idx - unit start), and the shingle sets (and
+    signatures) of candidate documents from the per-unit sets files."""
 
-    def __init__(self, docs_dir: Path, units: list[Unit]):
-        self.docs_dir = Path(docs_dir)
-        self.units = units
+    def __init__(self, docs_dir: Path, sets_dir: Path, units: list[Unit]):
+        self.docs_dir, self.sets_dir = Path(docs_dir), Path(sets_dir)
         self.starts = np.array([u.start for u in units], dtype=np.int64)
 
-    def unit_of(self, idx: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.starts, idx, side="right") - 1
+    def _by_unit(self, idx: np.ndarray):
+        """(unit, the entries of `idx` in it) for each unit that `idx` (ascending) touches."""
+        idx = np.asarray(idx, dtype=np.int64)
+        owner = np.searchsorted(self.starts, idx, side="right") - 1
+        for u in np.unique(owner):
+            yield int(u), idx[owner == u]
 
     def columns(self, idx: np.ndarray, names: list[str]) -> pa.Table:
-        """Rows `idx` (sorted ascending) of the document files, columns `names`."""
-        idx = np.asarray(idx, dtype=np.int64)
+        """Rows `idx` (ascending) of the docs files, columns `names`."""
         pieces = []
-        owner = self.unit_of(idx)
-        for u in np.unique(owner):
-            table = read_table(unit_file(self.docs_dir, int(u))).select(names)
-            pieces.append(table.take(pa.array(idx[owner == u] - self.starts[u])))
-        if not pieces:
-            return self.schema(names).empty_table()
-        return pa.concat_tables(pieces)
+        for u, mine in self._by_unit(idx):
+            table = read_table(unit_file(self.docs_dir, u)).select(names)
+            pieces.append(table.take(pa.array(mine - self.starts[u])))
+        schema = pa.schema([DOCS_FILE_SCHEMA.field(n) for n in names])
+        return pa.concat_tables(pieces) if pieces else schema.empty_table()
 
-    def schema(self, names: list[str]) -> pa.Schema:
-        return pa.schema([DOCS_FILE_SCHEMA.field(n) for n in names])
+    def sets(self, idx: np.ndarray, names: list[str]) -> pa.Table:
+        """Rows `idx` (ascending, all candidate documents) of the sets files."""
+        pieces = []
+        for u, mine in self._by_unit(idx):
+            table = read_table(unit_file(self.sets_dir, u))
+            at = np.searchsorted(table[IDX].to_numpy(), mine)
+            pieces.append(table.select(names).take(pa.array(at)))
+        schema = pa.schema([SETS_FILE_SCHEMA.field(n) for n in names])
+        return pa.concat_tables(pieces) if pieces else schema.empty_table()
 
     def gather(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """CSR (values, offsets) of the shingle sets of docs `idx` (sorted ascending)."""
-        shingles = self.columns(idx, [SHINGLES])[SHINGLES].combine_chunks()
+        """CSR (values, offsets) of the shingle sets of documents `idx` (ascending)."""
+        shingles = self.sets(idx, [SHINGLES])[SHINGLES].combine_chunks()
         offsets = np.asarray(shingles.offsets, dtype=np.int64)
         values = shingles.values.to_numpy()
         return values[offsets[0] : offsets[-1]], offsets - offsets[0]
 
 
+# Per unit, one row per document in input order: what survivor rules and filters need.
 DOCS_FILE_SCHEMA = pa.schema(
     [
-        pa.field(IDX, pa.int64()),
         pa.field(S.DOC_ID, pa.string()),
         pa.field(S.N_BYTES, pa.int64()),
+        pa.field(N_ANCHORS, pa.int32()),
+    ]
+)
+# Per unit, the candidate documents only (some pair has them), ascending idx: their exact sets.
+SETS_FILE_SCHEMA = pa.schema(
+    [
+        pa.field(IDX, pa.int64()),
         pa.field(SHINGLES, pa.large_list(pa.uint32())),
-        pa.field(N_ANCHORS, pa.int64()),
-        pa.field("signature", pa.list_(pa.uint32())),
+        pa.field(SIGNATURE, pa.list_(pa.uint32())),
     ]
 )

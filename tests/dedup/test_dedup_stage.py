@@ -70,6 +70,27 @@ def test_planted_duplicates_are_found_and_accounted_for(planted, planted_run):
     assert stats.extra["cluster_size_histogram"]["exact"] == {"2": 2, "3-4": 1}
 
 
+@pytest.mark.slow
+def test_distributed_components_and_signature_verify_agree(planted_run, planted, tmp_path):
+    """Above `local_components_max_edges` the star rounds on Ray Data find the components;
+    `verify=estimate` trusts the signatures. On clear-cut plants both match the default run."""
+    default_dir, _ = planted_run
+    run_dir, stats = run(
+        tmp_path, planted["path"], run_name="other", local_components_max_edges=0,
+        verify="estimate", unit_rows=8, shuffle_partitions=3,
+    )  # fmt: skip
+    assert stats.extra["components"] == "distributed" and stats.extra["components_rounds"] >= 1
+    for sub in ("dedup/data", "quarantine/dedup", "dedup/clusters"):
+        ours = sorted(
+            (r["doc_id"], r.get("reason"), r.get("cluster_id"), r.get("partial_dup_of"))
+            for r in rows(run_dir / sub)
+        )
+        assert ours == sorted(
+            (r["doc_id"], r.get("reason"), r.get("cluster_id"), r.get("partial_dup_of"))
+            for r in rows(default_dir / sub)
+        ), sub
+
+
 def test_dedup_of_the_output_finds_nothing_more(planted_run, tmp_path):
     run_dir, _ = planted_run
     unique = [{"id": r["doc_id"], "text": r["text"]} for r in rows(run_dir / "dedup" / "data")]
