@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # name, script, extra arguments, extra arguments for --quick
 BENCHES = [
     ("dedup", "bench/dedup.py", [], ["--quick"]),
+    ("dedup_scale", "bench/dedup_scale.py", [], ["--quick"]),
     ("rewrite", "bench/rewrite.py", [], ["--docs", "8", "--max-tokens", "48"]),
     ("tokenize_load", "bench/tokenize_load.py", [], ["--copies", "1"]),
     ("end_to_end", "bench/end_to_end.py", [], ["--quick"]),

@@ -25,6 +25,7 @@ The pure logic is in keys.py, candidates.py and clusters.py; this file moves fil
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -336,7 +337,9 @@ def _sets_task(unit: Unit, cfg: DedupConfig, work: Work) -> int:
 def _verify_task(v: int, units: list[Unit], cfg: DedupConfig, work: Work):
     store = DocStore(work.docs, work.sets, units)
     edges = C.verify_near(_pairs(work.near_candidates, v), store, cfg.threshold, cfg.verify)
-    write_table(unit_file(work.edges, v), edges)
+    # Parquet: the distributed components read the edges with Ray Data.
+    work.edges.mkdir(parents=True, exist_ok=True)
+    pq.write_table(edges, work.edges / f"{v:05d}.parquet")
     partial = C.verify_partial(_pairs(work.partial_candidates, v), store, cfg.containment.threshold)
     write_table(unit_file(work.partial, v), partial)
     return {"edges": edges.num_rows, "partial": partial.num_rows}
@@ -360,7 +363,7 @@ def _components(work: Work, cfg: DedupConfig, edges: int, parts: int) -> dict:
 
 
 def _local_components_task(work: Work, parts: int) -> None:
-    edges = work.table(work.edges, C.EDGES_SCHEMA)
+    edges = pq.read_table(work.edges, schema=C.EDGES_SCHEMA)
     nodes, component = local_components(edges[C.SRC].to_numpy(), edges[C.DST].to_numpy())
     table = pa.table([nodes, component], schema=C.COMPONENTS_SCHEMA)
     write_partitioned(
@@ -373,22 +376,27 @@ def _local_components_task(work: Work, parts: int) -> None:
 
 def _distributed_components(work: Work, cfg: DedupConfig, parts: int) -> int:
     """Large-star/small-star rounds on Ray Data (string node ids), for graphs too large for
-    one task; the result is written back as integer (idx, component) partitions."""
-    edges = ray.data.from_arrow_refs(
-        [ray.put(read_table(f).select([C.SRC, C.DST])) for f in Work.files(work.edges)]
-    ).map_batches(_as_string_edges, batch_format="pyarrow")
+    one task; each result block is written back as integer (idx, component) partitions by the
+    task that holds it."""
+    edges = ray.data.read_parquet(str(work.edges), schema=C.EDGES_SCHEMA)
+    edges = edges.map_batches(_as_string_edges, batch_format="pyarrow")
     result = connected_components(edges, work.root / "cc", cfg.max_cc_iterations, parts)
-    for i, block in enumerate(result.dataset.iter_batches(batch_format="pyarrow", batch_size=None)):
-        nodes = block["node"].cast(pa.int64()).to_numpy()
-        component = block["component"].cast(pa.int64()).to_numpy()
-        table = pa.table([nodes, component], schema=C.COMPONENTS_SCHEMA)
-        write_partitioned(
-            unit_file(work.components, i),
-            table,
-            partition_of(component.astype(np.uint64), parts),
-            parts,
-        )
+    written = result.dataset.map_batches(
+        _write_components_block,
+        batch_format="pyarrow",
+        batch_size=None,
+        fn_kwargs={"directory": str(work.components), "parts": parts},
+    )
+    written.materialize()
     return result.rounds
+
+
+def _write_components_block(block: pa.Table, directory: str, parts: int) -> pa.Table:
+    component = block["component"].cast(pa.int64()).to_numpy()
+    table = pa.table([block["node"].cast(pa.int64()), component], schema=C.COMPONENTS_SCHEMA)
+    path = Path(directory) / f"{uuid.uuid4().hex}.arrow"
+    write_partitioned(path, table, partition_of(component.astype(np.uint64), parts), parts)
+    return pa.table({"rows": [block.num_rows]})
 
 
 def _as_string_edges(batch: pa.Table) -> pa.Table:
