@@ -153,7 +153,7 @@ class JudgeConfig:
 
 @dataclass
 class RewriteDedupConfig:
-    """MinHash-LSH over rewrites and their sources (pipeline/dedup's functions)."""
+    """MinHash-LSH over rewrites and their sources (pipeline/similarity's functions)."""
 
     enabled: bool = True  # off: no rewrite dedup (the caps still apply)
     # Word 5-gram Jaccard, as the document dedup (pipeline/config.py DedupConfig.threshold).
@@ -182,7 +182,7 @@ class FidelityConfig:
         }
     )
     copy_ngram: int = 3  # word n-grams of the two rules below: trigrams
-    # Share of the rewrite's distinct word n-grams found in the source (pipeline/dedup
+    # Share of the rewrite's distinct word n-grams found in the source (pipeline/similarity
     # shingles, containment). Set on the fidelity evaluation set's calibration split
     # (tests/quality/fidelity_eval.jsonl, human Bible paraphrases; bench/fidelity_gate.py)
     # as the value that keeps the most faithful rewrites plus drops the most unfaithful ones

@@ -1,7 +1,7 @@
 """Fidelity scores of a rewrite against the source text it rewrote, and the rules on them.
 
 Pure functions; the fidelity stage applies them to batches of rewrite rows. Scores:
-length ratio; share of the rewrite's word n-grams copied from the source (pipeline/dedup's
+length ratio; share of the rewrite's word n-grams copied from the source (pipeline/similarity's
 shingles and containment); numbers and named entities the source lacks; repetition (Gopher's
 duplicate 5-gram characters) and zlib compression ratio; meta-commentary phrases; refusals
 (pipeline/rewrite/postprocess's patterns); truncation (a chunk's finish reason "length").

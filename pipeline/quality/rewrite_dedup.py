@@ -1,4 +1,4 @@
-"""Near-duplicate rewrites, over the rewrites *and* their sources, with pipeline/dedup's pieces.
+"""Near-duplicate rewrites, over the rewrites *and* their sources, with pipeline/similarity.
 
 Two rewrites are duplicates when their texts are near-duplicates (word 5-gram Jaccard >=
 threshold: a degenerate answer the model gives to many inputs), or when they have the same
