@@ -93,8 +93,11 @@ class ContainmentConfig:
     # excerpt keeps its source's anchors); a pair is a partial duplicate when >= `threshold`
     # of the smaller document's shingles are in the larger one (exact sets).
     enabled: bool = True
-    # Calibrated by bench/dedup_scale.py (light-edit excerpts of 20-60% of a document, 0-10%
-    # of words changed, against documents of the same topic): see BENCHMARKS.md.
+    # Set from word 5-gram arithmetic, not tuned on a corpus: an excerpt with a share e of its
+    # words changed keeps ~(1 - e)^5 of its 5-grams (0.77 at 5%, 0.59 at 10%), while
+    # unrelated documents of one topic share a few percent. bench/dedup_scale.py reports it
+    # on seeded corpora (light-edit excerpts against same-topic documents): recall 1.00 up
+    # to 5%, 0.99 at 10%, precision 1.000 (BENCHMARKS.md).
     threshold: float = 0.5
     # One shingle in `anchor_every` is an anchor: fewer keys for a larger value, and fewer
     # shared anchors for a short excerpt. A pair must share `min_shared_anchors` of them (or
@@ -138,11 +141,44 @@ class DedupConfig:
     # corpora have far fewer edges than documents); above it, distributed star rounds (0:
     # always).
     local_components_max_edges: int = 20_000_000
-    # Hash partitions of the key and pair files; null = twice the cluster's CPUs.
+    # Hash partitions of the key and pair files; null = twice the cluster's CPUs, or one per
+    # 200k documents when that is more (a worker's share stays bounded as the corpus grows).
     shuffle_partitions: int | None = None
     # Documents per map task (a unit of input) and per kernel call within it.
     unit_rows: int = 20_000
     batch_rows: int = 1024
+
+
+@dataclass
+class PresetSizing:
+    """The numbers a GPU preset's memory arithmetic needs (pipeline/models/sizing.py); the
+    architecture's from the checkpoint's config.json, the device's from the GPU it targets."""
+
+    # Memory of one GPU as torch reports it, GiB: 79 for an 80 GB A100/H100, 23.5 for a 24 GB
+    # card. gpu_memory_utilization is a fraction of this.
+    gpu_memory_gib: float = 0.0
+    # Total parameters in billions, every expert counted: all of them sit in GPU memory.
+    params_b: float = 0.0
+    # Bytes per parameter as loaded: 2 for bf16; a 4-bit AWQ/GPTQ checkpoint's size / params
+    # (about 0.55: 4-bit experts with their group scales, bf16 embeddings and head).
+    bytes_per_param: float = 2.0
+    # Layers that keep a per-token KV cache (all of them, but for a hybrid's linear layers).
+    kv_layers: int = 0
+    # "gqa": keys and values of num_kv_heads x head_dim per layer, the heads split across
+    # tensor-parallel ranks; "mla" (DeepSeek-V3 style): one latent of kv_lora_rank +
+    # qk_rope_head_dim per layer, held whole by every rank.
+    attention: str = "gqa"
+    num_kv_heads: int = 0
+    head_dim: int = 0
+    kv_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    kv_cache_bytes: int = 2  # bytes per cached value: bf16
+    # Linear-attention layers (Kimi Delta Attention): a fixed state per sequence (fp32
+    # heads x head_dim x head_dim, plus short-convolution windows) instead of a per-token cache.
+    linear_layers: int = 0
+    linear_num_heads: int = 0
+    linear_head_dim: int = 0
+    linear_conv_kernel: int = 4
 
 
 @dataclass
@@ -167,6 +203,9 @@ class ModelConfig:
     # Shape of the locally built MoE (sparse upcycling of the dense model).
     num_experts: int = 4
     top_k: int = 2
+    # GPU presets: what their memory arithmetic needs (tests/models/test_presets.py checks
+    # every preset with it). null on CPU.
+    sizing: PresetSizing | None = None
 
 
 @dataclass

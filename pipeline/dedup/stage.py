@@ -79,6 +79,20 @@ def resolve_bands(cfg: DedupConfig) -> tuple[int, int]:
     return optimal_bands(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
 
 
+# Documents per key partition when the config leaves the count open: a partition's anchor
+# rows (~45 a document) and their sort stay within a few hundred MB of a worker's memory.
+DOCS_PER_PARTITION = 200_000
+
+
+def partitions_for(cfg: DedupConfig, units: list[Unit]) -> int:
+    """Key and pair partitions: as configured, else enough for the cluster's CPUs and for the
+    corpus (one per DOCS_PER_PARTITION documents), so a worker's share does not grow with it."""
+    if cfg.shuffle_partitions:
+        return cfg.shuffle_partitions
+    n_docs = units[-1].stop if units else 0
+    return max(shuffle_partitions(None), -(-n_docs // DOCS_PER_PARTITION))
+
+
 class DedupStage(Stage):
     name = "dedup"
     output_schema = S.DEDUP_SCHEMA
@@ -93,9 +107,9 @@ class DedupStage(Stage):
         shutil.rmtree(work.root, ignore_errors=True)
         clusters_dir = ctx.stage_dir(self.name) / "clusters"
         shutil.rmtree(clusters_dir, ignore_errors=True)
-        parts = shuffle_partitions(cfg.shuffle_partitions)
         bands, rows = resolve_bands(cfg)
         units = plan_units(ctx.input_dir, cfg.unit_rows)
+        parts = partitions_for(cfg, units)
         steps = StepTimer(self.name)
         extra: dict = {"bands": bands, "rows": rows, "threshold": cfg.threshold}
 
