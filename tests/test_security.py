@@ -43,10 +43,14 @@ def test_remote_code_is_off_by_default():
     assert ModelConfig().trust_remote_code is False
 
 
+# Moonshot's checkpoints ship their tokenizer as repository code (tiktoken-based).
+REMOTE_CODE_PRESETS = {"moonlight_16b_a3b", "kimi_linear_48b_a3b"}
+
+
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "model").glob("*.yaml")))
-def test_only_moonlight_trusts_remote_code_and_says_why(preset):
+def test_only_moonshot_presets_trust_remote_code_and_say_why(preset):
     model = to_config(compose_config(f"model={preset}")).model
-    assert model.trust_remote_code is (preset == "moonlight_16b_a3b")
+    assert model.trust_remote_code is (preset in REMOTE_CODE_PRESETS)
     if model.trust_remote_code:
         lines = (CONF / "model" / f"{preset}.yaml").read_text().splitlines()
         at = next(i for i, line in enumerate(lines) if line.startswith("trust_remote_code:"))
