@@ -21,6 +21,11 @@ class ChunkGate:
         self.cfg = cfg
         self._rules: dict[str, list[Rule]] = {}
 
+    def warm_up(self) -> None:
+        """Judge one tiny sample: numba loads the shingling kernels on their first call
+        (seconds), which belongs to the actor's start, not to its first batch."""
+        self("A warm-up sentence of a few words.", "A warm-up sentence of a few words.", "stop", "")
+
     def rule_names(self, style: str | None = None) -> list[str]:
         return [r.name for r in self._style_rules(style or "")]
 

@@ -69,12 +69,14 @@ class RewriteActor:
         from pipeline.rewrite.cache import GenerationCache
         from pipeline.rewrite.rewriter import Rewriter
 
+        gate = ChunkGate(config.fidelity)
+        gate.warm_up()
         self.rewriter = Rewriter(
             engine,
             config.rewrite,
             GenerationCache(cache_dir),
             system_role=config.model.chat_template_has_system,
-            verify=ChunkGate(config.fidelity),
+            verify=gate,
         )
 
     def __call__(self, batch: pa.Table) -> pa.Table:
