@@ -376,6 +376,15 @@ class Table:
         self.rows.append((section, metric, goal, measured, flag))
         log.info("%s | %s | %s | %s", section, metric, measured, flag)
 
+    def goals(self) -> list[dict[str, Any]]:
+        """The rows that have a goal, for the JSON that bench/report.py collects."""
+        return [
+            {"name": f"{section}: {metric}", "measured": measured, "goal": goal,
+             "met": met in ("yes", "ok")}
+            for section, metric, goal, measured, met in self.rows
+            if met
+        ]  # fmt: skip
+
     def render(self) -> str:
         """Aligned columns; a section's name shows on its first row only."""
         header = ("section", "metric", "goal", "measured", "met")
@@ -952,22 +961,22 @@ def main(argv: list[str] | None = None) -> Table:
     mode = "quick" if args.quick else "full"
     table.add("run", "total bench time", f"{data['total_seconds']:.0f} s ({mode})")
     print(table.render())
-    data["goals"] = [
-        {"name": f"{section}: {metric}", "measured": measured, "goal": goal, "met": met == "yes"}
-        for section, metric, goal, measured, met in table.rows
-        if met
-    ]
+    data["goals"] = table.goals()
     if args.json:
-        args.json.write_text(json.dumps(_plain(data), indent=1, allow_nan=False))
+        write_json(args.json, data)
     return table
 
 
-def _plain(obj: Any) -> Any:
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(plain(data), indent=1, allow_nan=False))
+
+
+def plain(obj: Any) -> Any:
     """JSON-able copy: numpy scalars and arrays to Python, NaN (no eligible pairs) to null."""
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple | np.ndarray):
-        return [_plain(v) for v in obj]
+        return [plain(v) for v in obj]
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):

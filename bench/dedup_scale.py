@@ -80,7 +80,16 @@ import psutil
 import pyarrow.parquet as pq
 from datasketch import MinHash, MinHashLSH
 
-from bench.dedup import STEP_ABBREV, Corpus, Table, make_vocab, read_sample, start_ray, write_corpus
+from bench.dedup import (
+    STEP_ABBREV,
+    Corpus,
+    Table,
+    make_vocab,
+    read_sample,
+    start_ray,
+    write_corpus,
+    write_json,
+)
 from pipeline import schema as S
 from pipeline.config import (
     ClusterConfig,
@@ -469,17 +478,6 @@ def in_child(fn, *args):
         return pool.submit(fn, *args).result()
 
 
-def plain(obj: Any) -> Any:
-    """JSON-able: numpy scalars to Python, NaN (nothing to measure) to null, keys to str."""
-    if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [plain(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
-
-
 def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
@@ -688,13 +686,9 @@ def main(argv: list[str] | None = None) -> Report:
     table.add("run", "load average at start / end", " / ".join(loads))
     table.add("run", "total bench time", f"{data['total_seconds']:.0f} s")
     print(table.render())
-    data["goals"] = [
-        {"name": f"{section}: {metric}", "measured": measured, "goal": goal, "met": met == "ok"}
-        for section, metric, goal, measured, met in table.rows
-        if met
-    ]
+    data["goals"] = table.goals()
     if args.json:
-        args.json.write_text(json.dumps(plain(data), indent=1, allow_nan=False))
+        write_json(args.json, data)
     return table
 
 
