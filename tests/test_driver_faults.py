@@ -133,8 +133,9 @@ def test_killed_three_times_then_resumed_gives_identical_shards(corpus, tmp_path
 
     cmd = command(corpus, tmp_path, "killed", cache)
     run_dir = tmp_path / "killed"
-    # 1. in the middle of dedup
-    killed, _ = run_until(cmd, after("dedup: running", 3.0))
+    # 1. in the middle of dedup: once its first wave of tasks (keys) has started (the whole
+    # stage takes about a second here, so a fixed delay after "running" may miss it)
+    killed, _ = run_until(cmd, after("dedup: keys ...", 0.2))
     assert killed and not (run_dir / "dedup" / "_SUCCESS").exists()
     # 2. in the middle of rewrite, once the first generations are in the cache
     killed, log = run_until(cmd, lambda log: cached_generations(cache) > 0)

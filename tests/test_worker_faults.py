@@ -52,9 +52,13 @@ def rerun_with_fault(clean_dir, faulty_dir, stage: str, config, title: str, afte
 
 def test_dedup_survives_a_killed_worker(ray_local, news, tmp_path):
     config = make_config({"news": SourceConfig(paths=[str(news)])}, stages=("ingest", "dedup"))
+    # Dedup's tasks are short (a few hundred ms each here): many small units, and the first
+    # busy one is killed at once; Ray retries a task whose worker died, and every task
+    # rewrites its own files whole.
+    config.dedup.unit_rows = 16
     clean = runner.run_pipeline(config, tmp_path / "clean").stages[-1]
     killer, faulty = rerun_with_fault(
-        tmp_path / "clean", tmp_path / "faulty", "dedup", config, title="", after=0.5
+        tmp_path / "clean", tmp_path / "faulty", "dedup", config, title="dedup.", after=0.0
     )
     assert killer.killed, "no dedup worker was busy long enough to be killed"
     for sub in ("dedup/data", "dedup/clusters", "quarantine/dedup"):

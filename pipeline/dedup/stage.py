@@ -201,8 +201,11 @@ class Work:
 
 
 def _wave(fn, arguments: list[tuple]) -> list:
-    """Run `fn` as one Ray task per argument tuple; results in order."""
-    task = ray.remote(num_cpus=1)(fn)
+    """Run `fn` as one Ray task per argument tuple; results in order. Tasks are named
+    "dedup.<step>" (the dashboard's and the process titles' name). Ray retries a task whose
+    worker died; every task writes its own files whole, so a retry repeats it exactly."""
+    name = "dedup." + fn.__name__.strip("_").removesuffix("_task")
+    task = ray.remote(num_cpus=1)(fn).options(name=name)
     return ray.get([task.remote(*args) for args in arguments])
 
 
@@ -370,7 +373,7 @@ def _pairs(directory: Path, v: int) -> np.ndarray:
 def _components(work: Work, cfg: DedupConfig, edges: int, parts: int) -> dict:
     """Components of the verified edges, written to work.components partitioned by component."""
     if edges <= cfg.local_components_max_edges:
-        ray.get(ray.remote(num_cpus=1)(_local_components_task).remote(work, parts))
+        _wave(_local_components_task, [(work, parts)])
         return {"components": "local", "components_rounds": 0}
     rounds = _distributed_components(work, cfg, parts)
     return {"components": "distributed", "components_rounds": rounds}
