@@ -46,8 +46,8 @@ ALIVE_NODES = (
     "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
     " print(len([n for n in ray.nodes() if n['Alive']]))"
 )
-# The dedup stage's plain Ray tasks (pipeline/dedup/stage.py), one wave each.
-DEDUP_TASKS = {"_keys_task", "_exact_task", "_candidates_task", "_verify_task", "_decide_task"}
+# The dedup stage's plain Ray tasks (pipeline/dedup/stage.py, named "dedup.<step>"), a wave each.
+DEDUP_TASKS = {"dedup.keys", "dedup.exact", "dedup.candidates", "dedup.verify", "dedup.decide"}
 
 
 def start_node(command: list[str], temp_dir: Path, ports: tuple[str, ...]) -> subprocess.Popen:
