@@ -212,24 +212,28 @@ class Generator:
 
     def edit(self, tokens: list[str], rate: float) -> list[str]:
         """round(rate * len) edits at random positions, substitution/insertion/deletion mixed."""
-        out = list(tokens)
         n_edits = round(rate * len(tokens))
         ops = self.rng.integers(0, 3, n_edits)
-        fresh = self.words(n_edits)
-        for op, word in zip(ops, fresh, strict=True):
-            pos = int(self.rng.integers(len(out)))
-            if op == 0:
-                out[pos] = word
-            elif op == 1:
-                out.insert(pos, word)
-            elif len(out) > 1:
-                del out[pos]
-        return out
+        return apply_edits(list(tokens), ops, self.words(n_edits), self.rng)
 
     def part(self, tokens: list[str], fraction: float, kind: str) -> list[str]:
         n = max(1, round(fraction * len(tokens)))
         start = 0 if kind == "truncation" else int(self.rng.integers(0, len(tokens) - n + 1))
         return tokens[start : start + n]
+
+
+def apply_edits(out: list, ops, fresh, rng: np.random.Generator) -> list:
+    """Edit `out` in place: per op, at a random position, 0 substitutes, 1 inserts (the next
+    fresh word), 2 deletes (never the last word)."""
+    for op, word in zip(ops, fresh, strict=True):
+        pos = int(rng.integers(len(out)))
+        if op == 0:
+            out[pos] = word
+        elif op == 1:
+            out.insert(pos, word)
+        elif len(out) > 1:
+            del out[pos]
+    return out
 
 
 def make_corpus(n_base: int, per_rate: int, seed: int) -> Corpus:

@@ -84,6 +84,7 @@ from bench.dedup import (
     STEP_ABBREV,
     Corpus,
     Table,
+    apply_edits,
     make_vocab,
     read_sample,
     start_ray,
@@ -173,18 +174,10 @@ class Words:
 
     def edit(self, tokens: np.ndarray, rate: float, topic: int) -> np.ndarray:
         """round(rate * len) substitutions, insertions and deletions, as bench/dedup.py's."""
-        out = tokens.tolist()
-        n_edits = round(rate * len(out))
+        n_edits = round(rate * len(tokens))
         fresh = self.draw(np.full(n_edits, topic)).tolist()
-        for op, word in zip(self.rng.integers(0, 3, n_edits).tolist(), fresh, strict=True):
-            pos = int(self.rng.integers(len(out)))
-            if op == 0:
-                out[pos] = word
-            elif op == 1:
-                out.insert(pos, word)
-            elif len(out) > 1:
-                del out[pos]
-        return np.array(out, np.int32)
+        ops = self.rng.integers(0, 3, n_edits).tolist()
+        return np.array(apply_edits(tokens.tolist(), ops, fresh, self.rng), np.int32)
 
     def excerpt(self, tokens: np.ndarray, rate: float, topic: int) -> np.ndarray:
         """20-60% of the document from a random start, round(rate * len) words substituted."""
