@@ -125,11 +125,16 @@ def anchor_candidates(
     return unique_pairs(whole_part[:, ::-1])
 
 
+def pair_codes(pairs: np.ndarray) -> np.ndarray:
+    """Each (a, b) pair of indices < 2^32 as one uint64, a in the high half."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return (pairs[:, 0].astype(np.uint64) << np.uint64(32)) | pairs[:, 1].astype(np.uint64)
+
+
 def unique_pairs(pairs: np.ndarray, counts: np.ndarray | None = None):
     """Distinct rows of a (k, 2) array of indices < 2^32, sorted, with how often each occurs
     (or the sum of `counts` over its occurrences)."""
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    codes = (pairs[:, 0].astype(np.uint64) << np.uint64(32)) | pairs[:, 1].astype(np.uint64)
+    codes = pair_codes(pairs)
     distinct, inverse = np.unique(codes, return_inverse=True)
     weights = np.ones(len(codes), np.int64) if counts is None else np.asarray(counts, np.int64)
     totals = np.bincount(inverse.ravel(), weights=weights, minlength=len(distinct))

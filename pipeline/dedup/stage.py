@@ -315,19 +315,17 @@ def _write_pairs(path: Path, pairs: np.ndarray, shared: np.ndarray | None, parts
     schema = PAIRS_SCHEMA
     if shared is not None:
         columns["shared"], schema = shared, COUNTED_PAIRS_SCHEMA
-    code = (pairs[:, 0].astype(np.uint64) << np.uint64(32)) | pairs[:, 1].astype(np.uint64)
-    write_partitioned(path, pa.table(columns, schema=schema), partition_of(code, parts), parts)
+    table = pa.table(columns, schema=schema)
+    write_partitioned(path, table, partition_of(K.pair_codes(pairs), parts), parts)
 
 
 def _pairs_task(v: int, units: list[Unit], cfg: DedupConfig, work: Work) -> dict:
     """Per pair partition: each candidate pair once, partial ones with enough shared anchors
     (their counts summed over the key partitions); and the documents they name, by unit."""
     found = read_partition(Work.files(work.near_pairs), v, PAIRS_SCHEMA)
-    near, _ = K.unique_pairs(np.stack([found["a"].to_numpy(), found["b"].to_numpy()], axis=1))
+    near, _ = K.unique_pairs(_pairs_of(found))
     found = read_partition(Work.files(work.partial_pairs), v, COUNTED_PAIRS_SCHEMA)
-    partial, shared = K.unique_pairs(
-        np.stack([found["a"].to_numpy(), found["b"].to_numpy()], axis=1), found["shared"].to_numpy()
-    )
+    partial, shared = K.unique_pairs(_pairs_of(found), found["shared"].to_numpy())
     store = DocStore(work.docs, work.sets, units)
     partial = C.enough_anchors(partial, shared, store, cfg.containment.min_shared_anchors)
     for directory, pairs in ((work.near_candidates, near), (work.partial_candidates, partial)):
@@ -353,17 +351,19 @@ def _sets_task(unit: Unit, cfg: DedupConfig, work: Work) -> int:
 
 def _verify_task(v: int, units: list[Unit], cfg: DedupConfig, work: Work):
     store = DocStore(work.docs, work.sets, units)
-    edges = C.verify_near(_pairs(work.near_candidates, v), store, cfg.threshold, cfg.verify)
+    near = _pairs_of(read_table(unit_file(work.near_candidates, v)))
+    edges = C.verify_near(near, store, cfg.threshold, cfg.verify)
     # Parquet: the distributed components read the edges with Ray Data.
     work.edges.mkdir(parents=True, exist_ok=True)
     pq.write_table(edges, work.edges / f"{v:05d}.parquet")
-    partial = C.verify_partial(_pairs(work.partial_candidates, v), store, cfg.containment.threshold)
+    partial = _pairs_of(read_table(unit_file(work.partial_candidates, v)))
+    partial = C.verify_partial(partial, store, cfg.containment.threshold)
     write_table(unit_file(work.partial, v), partial)
     return {"edges": edges.num_rows, "partial": partial.num_rows}
 
 
-def _pairs(directory: Path, v: int) -> np.ndarray:
-    table = read_table(unit_file(directory, v))
+def _pairs_of(table: pa.Table) -> np.ndarray:
+    """A pairs table's (a, b) columns as a (k, 2) array."""
     return np.stack([table["a"].to_numpy(), table["b"].to_numpy()], axis=1)
 
 
@@ -441,24 +441,18 @@ def _decide_task(unit: Unit, units: list[Unit], cfg: DedupConfig, work: Work, si
     docs = docs.append_column(IDX, pa.array(np.arange(unit.start, unit.stop), pa.int64()))
     store = DocStore(work.docs, work.sets, units)
     near = work.table(work.near, C.MEMBERS_SCHEMA)
-    partial = _in_range(work.table(work.partial, C.PARTIAL_SCHEMA), C.PART, unit)
+    # This unit's parts only, before their containers are looked up; decide() itself picks
+    # this unit's rows of the exact and near members.
+    partial = work.table(work.partial, C.PARTIAL_SCHEMA)
+    part = partial[C.PART].to_numpy()
+    partial = partial.filter(pa.array((part >= unit.start) & (part < unit.stop)))
     partial = C.redirect_to_survivors(partial, near, lambda idx: _names(store, idx))
-    rows = C.decide(
-        docs,
-        _in_range(work.table(work.exact, C.MEMBERS_SCHEMA), IDX, unit),
-        _in_range(near, IDX, unit),
-        partial,
-        cfg.containment.action,
-    )
+    exact = work.table(work.exact, C.MEMBERS_SCHEMA)
+    rows = C.decide(docs, exact, near, partial, cfg.containment.action)
     written: SinkResult = sink.write_part([rows], f"part-{unit.number:05d}.parquet")
-    flagged = rows.filter(pa.compute.is_null(rows[S.DROP_REASON]))[S.PARTIAL_DUP_OF].null_count
-    kept = written.rows_out
-    return {"written": written, "flagged": kept - flagged}
-
-
-def _in_range(table: pa.Table, column: str, unit: Unit) -> pa.Table:
-    own = table[column].to_numpy()
-    return table.filter(pa.array((own >= unit.start) & (own < unit.stop)))
+    kept = rows.filter(pa.compute.is_null(rows[S.DROP_REASON]))
+    flagged = kept.num_rows - kept[S.PARTIAL_DUP_OF].null_count
+    return {"written": written, "flagged": flagged}
 
 
 def _names(store: DocStore, idx: np.ndarray) -> pa.Array:
