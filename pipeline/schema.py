@@ -295,6 +295,8 @@ F_NOVEL_ENTITY_RATIO = "f_novel_entity_ratio"  # share of those absent from the 
 F_NOVEL_TERMS = "f_novel_terms"  # the novel numbers and entities themselves (browsing)
 # Novel entities paired with source entities the rewrite lacks: "novel 'X' while 'Y' is missing"
 F_ENTITY_SWAPS = "f_entity_swaps"
+# Novel names standing where the source has another name: "'X' where the source has 'Y'"
+F_NAME_SWAPS = "f_name_swaps"
 F_DUP_5GRAM_CHAR_FRAC = "f_dup_5gram_char_frac"
 F_COMPRESSION_RATIO = "f_compression_ratio"  # zlib size / UTF-8 size
 F_BOILERPLATE = "f_boilerplate"  # meta-commentary phrases found
@@ -313,6 +315,7 @@ FIDELITY_FIELDS = [
     pa.field(F_NOVEL_ENTITY_RATIO, pa.float64()),
     pa.field(F_NOVEL_TERMS, pa.list_(pa.string())),
     pa.field(F_ENTITY_SWAPS, pa.list_(pa.string())),
+    pa.field(F_NAME_SWAPS, pa.list_(pa.string())),
     pa.field(F_DUP_5GRAM_CHAR_FRAC, pa.float64()),
     pa.field(F_COMPRESSION_RATIO, pa.float64()),
     pa.field(F_BOILERPLATE, pa.list_(pa.string())),

@@ -9,7 +9,9 @@ duplicate 5-gram characters) and zlib compression ratio; meta-commentary phrases
 Named entities are approximated by capitalised words that do not open a sentence, a line or
 a heading (no NER model to ship); one is novel when no form of it appears in the source. An
 entity swap is a novel entity while a source entity is missing from the rewrite, neither a
-spelling variant of a name on the other side ("Bathsheba" for "Bath-sheba").
+spelling variant of a name on the other side ("Bathsheba" for "Bath-sheba"). A name swap is
+found by position: a novel entity standing, once the two texts are aligned, where the source
+has another name, even one the rewrite still mentions elsewhere.
 
     scores = fidelity_scores(rewrite, source, finish_reasons=["stop"], copy_ngram=3)
     failed = failing_rules(scores, fidelity_rules(FidelityConfig(), style="summary"))
@@ -94,6 +96,9 @@ _FUNCTION_WORDS = (
     "on at to by with from into upon all any each every no not some"
 )
 _NOT_ENTITIES = set(_FUNCTION_WORDS.split())
+# Before a capitalised word, what makes it a title or a common noun when singular ("the Lord",
+# "a Greek", "our Master"): name_swaps.
+_ARTICLES = frozenset(("the", "a", "an", "my", "our", "your", "his", "their", "thy"))
 
 
 def length_ratio(rewrite: str, source: str) -> float:
@@ -231,6 +236,74 @@ def entity_swaps(rewrite: str, source: str) -> list[str]:
     return [f"novel {n!r} while {m!r} is missing" for n, m in zip(novel, missing, strict=False)]
 
 
+def _words(text: str) -> list[tuple[str, str, bool]]:
+    """(form, word, opens) per word, in order: the lower-cased form, the word without a
+    possessive 's, and whether it opens a sentence, quote or line (as in `entities`)."""
+    found = []
+    for line in text.splitlines():
+        stripped = _LIST_MARKER.sub("", line).strip().lstrip("#*> ").strip()
+        for m in _WORD.finditer(stripped):
+            word = re.sub(r"['’]s$", "", m.group()).rstrip("'’-")
+            opens = word[0].isupper() and bool(_SENTENCE_OPENER.search(stripped[: m.start()]))
+            found.append((word.lower(), word, opens))
+    return found
+
+
+def name_swaps(rewrite: str, source: str, window: int = 2) -> list[str]:
+    """Names of the rewrite standing where the source has another name ("'Mamre' where the
+    source has 'Moses'"), found by position, so that one swapped mention counts even while the
+    old name still appears elsewhere.
+
+    The two texts' word forms are aligned (difflib); a novel entity of the rewrite (no form or
+    spelling variant in the source) inside a replaced span faces the source words at the same
+    relative place in the span, `window` either side, nearest first. It is a swap when one of
+    them is a source entity that is no spelling variant of it. Not swaps: a name where the
+    source has a pronoun or a lower-case word ("Jesus" for "he"); a name moved within the span;
+    a word that either text also writes in lower case (a common noun capitalised: "Master",
+    "Sea"); and, when the rewrite never uses the source's word, a singular one after an article
+    ("the Lord", "the Christ", "a Greek"): a title the rewrite renders another way ("the
+    Master", "the Messiah"). Names take no article; a people does, and stays a name ("the
+    Egyptians")."""
+    rw, src = _words(rewrite), _words(source)
+    lower = {form for form, word, _ in rw + src if word.islower()}
+    novel = {e for e in _unmatched(entities(rewrite), source) if e.lower() not in lower}
+    if not novel:
+        return []
+    names = set(entities(source)) | set(entities(rewrite))
+    rw_forms, src_forms = [t[0] for t in rw], [t[0] for t in src]
+    used = set(rw_forms)
+    titles = {
+        form
+        for before, (form, word, _) in zip(src_forms, src[1:], strict=False)
+        if before in _ARTICLES and word[0].isupper() and not form.endswith("s")
+    }
+    matcher = difflib.SequenceMatcher(None, src_forms, rw_forms, autojunk=False)
+    swaps = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "replace":
+            continue
+        span = set(rw_forms[j1:j2])
+        for j in range(j1, j2):
+            _, word, opens = rw[j]
+            if opens or word not in novel:
+                continue
+            mid = i1 + (j - j1 + 0.5) * (i2 - i1) / (j2 - j1)
+            near = range(max(i1, int(mid - window)), min(i2, int(mid + window) + 1))
+            for k in sorted(near, key=lambda k: abs(k + 0.5 - mid)):
+                form, name, _ = src[k]
+                if (
+                    name in names
+                    and form not in _NOT_ENTITIES
+                    and form not in lower
+                    and form not in span
+                    and (form in used or form not in titles)
+                    and not _spelling_variant(word, name)
+                ):
+                    swaps.append(f"{word!r} where the source has {name!r}")
+                    break
+    return swaps
+
+
 def compression_ratio(text: str, min_chars: int) -> float | None:
     """zlib level-9 size / UTF-8 size; None below `min_chars` (short texts compress badly)."""
     raw = text.encode("utf-8")
@@ -274,6 +347,7 @@ def fidelity_scores(
         S.F_NOVEL_ENTITY_RATIO: entity_ratio,
         S.F_NOVEL_TERMS: new_numbers + new_entities,
         S.F_ENTITY_SWAPS: entity_swaps(rewrite, source),
+        S.F_NAME_SWAPS: name_swaps(rewrite, source),
         S.F_DUP_5GRAM_CHAR_FRAC: dup_ngram_char_frac(rewrite.split(), 5),
         S.F_COMPRESSION_RATIO: compression_ratio(rewrite, cfg.min_compression_chars),
         S.F_BOILERPLATE: boilerplate(rewrite, source),
@@ -303,6 +377,7 @@ def fidelity_rules(cfg: FidelityConfig, style: str | None = None) -> list[Rule]:
         ("novel_numbers", S.F_NOVEL_NUMBERS, "max", cfg.max_novel_numbers),
         ("novel_entities", S.F_NOVEL_ENTITY_RATIO, "max", cfg.max_novel_entity_ratio),
         ("entity_swap", S.F_ENTITY_SWAPS, "max", cfg.max_entity_swaps),
+        ("name_swap", S.F_NAME_SWAPS, "max", cfg.max_name_swaps),
     ):
         rules += bounded(*spec)
     return rules

@@ -18,6 +18,7 @@ from pipeline.quality.fidelity import (
     entity_swaps,
     fidelity_rules,
     fidelity_scores,
+    name_swaps,
     novel_terms,
     numbers,
     score_rewrites,
@@ -90,9 +91,13 @@ def test_invented_numbers_and_names():
     v = recorded(13)  # "the first Test title since 2014", "Bretton Leal"
     assert "2014" in v[S.F_NOVEL_TERMS] and "Bretton" in v[S.F_NOVEL_TERMS]
     v = recorded(9)  # Raduyev becomes "Raduyshev", plus an invented "Salam Advayeb"
-    assert {"Raduyshev", "Advayeb"} <= set(v[S.F_NOVEL_TERMS])
-    assert "novel_entities" in v["failed"]
-    assert v[S.F_NOVEL_ENTITY_RATIO] > CFG.max_novel_entity_ratio
+    assert {"Raduyshev", "Advayeb"} <= set(v[S.F_NOVEL_TERMS]) and v["failed"] == ["unfaithful"]
+    # Names only added are no name swap; the entity ratio, off by default (config.py), drops them.
+    assert v[S.F_NAME_SWAPS] == [] and CFG.max_novel_entity_ratio is None
+    p = PAIRS[9]
+    text = clean_generation(p["text"], p["finish_reason"]).text
+    with_ratio = FidelityConfig(max_novel_entity_ratio=0.3)
+    assert "novel_entities" in judge(text, p["source"], p["style"], cfg=with_ratio)["failed"]
     v = recorded(15)  # cricket becomes Australia beating Brazil at soccer
     assert "Brazil" in v[S.F_NOVEL_TERMS] and v["failed"][0] == "too_short"
 
@@ -185,15 +190,60 @@ def test_a_name_put_in_place_of_another_is_an_entity_swap():
     assert entity_swaps("and the Savior of the Gentile", "And the Saviour of the Gentiles") == []
 
 
+MOSES = "And Moses went up to the mountain, and Moses spoke to the people of Israel."
+
+
+def test_a_name_standing_where_the_source_has_another_is_a_name_swap():
+    # One mention swapped: the old name still appears, and one novel name among three
+    # entities stays under any entity ratio; its place gives it away.
+    swapped = "Moses went up the mountain, and Mamre spoke to the people of Israel."
+    assert name_swaps(swapped, MOSES) == ["'Mamre' where the source has 'Moses'"]
+    assert entity_swaps(swapped, MOSES) == []  # "Moses" is not missing
+    # A name where the source has a pronoun is no swap ("Jesus" for "he"), nor is an added
+    # name, a spelling variant, or a name moved within the rewritten span.
+    he = "And he went up to the mountain, and he spoke to the people."
+    assert name_swaps("Jesus went up the mountain, and he spoke to the people.", he) == []
+    assert name_swaps("Moses went up Mount Sinai, and Moses spoke to Israel.", MOSES) == []
+    assert name_swaps("and Bathsheba said to Timothy", "And Bath-sheba said to Timotheus") == []
+    assert name_swaps("Then Israel heard Moses speak.", "Then Moses spoke to Israel.") == []
+
+
+def test_titles_and_common_words_are_not_name_swaps():
+    # A word either text writes in lower case is a common noun, capitalised or not.
+    source = "and Simon said to the Lord, Teacher, the lord of the house is here."
+    assert name_swaps("and Simon said to the Master, Teacher, the master is here.", source) == []
+    # A singular word after an article that the rewrite no longer uses is a title rendered
+    # another way; a people after an article ("the Egyptians") is still a name.
+    messiah = "John said that the Messiah would come after Andrew."
+    assert name_swaps("John said that the Christ would come after Andrew.", messiah) == []
+    egyptians = "Joseph died, and the Egyptians wept for him seventy days."
+    assert name_swaps("Joseph died, and the Tarsus wept for him seventy days.", egyptians) == [
+        "'Tarsus' where the source has 'Egyptians'"
+    ]
+    # A sentence's first word is judged as `entities` judges it: not at all.
+    assert name_swaps("Joseph died. Tarsus wept for him.", "Joseph died. Egypt wept for him.") == []
+
+
+def test_name_swap_rule_is_on_by_default():
+    swapped = "Moses went up the mountain, and Mamre spoke to the people of Israel."
+    verdict = judge(swapped, MOSES, "wikipedia")
+    assert verdict["failed"] == ["name_swap"] and CFG.max_name_swaps == 0
+    rule = next(r for r in fidelity_rules(CFG, "wikipedia") if r.name == "name_swap")
+    assert "'Mamre' where the source has 'Moses'" in rule.explain(verdict[S.F_NAME_SWAPS])
+    off = FidelityConfig(max_name_swaps=None)
+    assert judge(swapped, MOSES, "wikipedia", cfg=off)["failed"] == []
+
+
 def test_entity_swap_rule_names_the_words():
     swapped = "Then Jesus saw Peter and his brother at the Sea of Galilee, and he called them."
     assert CFG.max_entity_swaps is None  # off by default: bench/fidelity_gate.py, config.py
-    on = FidelityConfig(max_entity_swaps=0)
+    on = FidelityConfig(max_entity_swaps=0, max_name_swaps=None)
     verdict = judge(swapped, SWAP_SOURCE, "wikipedia", cfg=on)
     assert verdict["failed"] == ["entity_swap"] and verdict[S.F_ENTITY_SWAPS]
     rule = next(r for r in fidelity_rules(on, "wikipedia") if r.name == "entity_swap")
     assert "novel 'Peter' while 'Andrew' is missing" in rule.explain(verdict[S.F_ENTITY_SWAPS])
-    assert judge(swapped, SWAP_SOURCE, "wikipedia")["failed"] == []  # defaults: ratio 1/3 of 3
+    # The defaults drop it by position instead: "Peter" stands where the source has "Andrew".
+    assert judge(swapped, SWAP_SOURCE, "wikipedia")["failed"] == ["name_swap"]
 
 
 def test_compression_ratio_and_copy_ratio_basics():

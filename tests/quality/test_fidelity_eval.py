@@ -54,12 +54,18 @@ def test_planted_numbers_and_dates_are_dropped(change):
     assert right / total >= GOALS[PLANTED]
 
 
+def test_planted_name_swaps_are_mostly_dropped():
+    # 0.80 with the defaults (name_swap); 0.37 with the entity ratio alone, before it.
+    right, total = report()["by_group"][f"{PLANTED} name"]
+    assert right / total >= 0.75
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="a swapped name among many entities: free translations add names as often, and "
-    "swap names themselves (James/Jacob, Christ/Messiah), so no entity ratio or entity-swap "
-    "threshold drops >= 0.9 of the swaps and keeps >= 0.8 of the paraphrases on the "
-    "calibration split (names dropped 0.37 on the report split)",
+    reason="translations rename as a swap does (James/Jacob, Isaiah/Esaias, Greece/Achaia) and "
+    "move names around, so no name-swap, entity-swap or entity-ratio setting drops >= 0.9 of "
+    "the planted changes and keeps >= 0.82 of the paraphrases on the calibration split "
+    "(planted 0.86, names 0.80 on the report split)",
 )
 def test_planted_changes_are_dropped():
     assert report()["rates"][PLANTED] >= GOALS[PLANTED]
