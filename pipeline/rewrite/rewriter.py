@@ -1,23 +1,30 @@
-"""Rewrite a batch of documents with an engine: styles, chunks, context, cache, cleaning.
+"""Rewrite documents with an engine: styles, chunks, context, cache, cleaning.
 
 Pure orchestration around an injected `Engine` (pipeline.rewrite.engine): no Ray, no vLLM
 import, so the logic is tested with a fake engine and run in the stage with the real one.
 
-Chunk-wise autoregressive mode (Kimi K2): a document's chunks go in order, each prompt carrying
-the document's previous accepted rewrite as read-only context; each engine call holds the next
-request of every document in the batch (a chunk, or a new sample of one the gate rejected).
-Independent mode sends every chunk of the batch in the first call. Best of n: an injected
-verifier (the fidelity gate) judges each chunk, and a rejected one is sampled again.
+Every request is independent in the engine (continuous batching): the rewriter submits it,
+and when a step returns it, queues what follows at once. Chunk-wise autoregressive mode (Kimi
+K2): a document's chunks go in order, each prompt carrying the document's previous accepted
+rewrite as read-only context, so chunk k+1 enters as soon as chunk k is accepted while the
+other documents keep decoding. Independent mode submits every chunk at the start. Best of n:
+an injected verifier (the fidelity gate) judges each chunk, and a rejected one is sampled
+again.
 
     rewriter = Rewriter(engine, rewrite_cfg, cache=GenerationCache(".cache/generations"))
     rows = rewriter.rewrite([{"doc_id": "wiki/1", "source": "wiki", "weight": 1.0, "text": ...}])
     # one row per (document, style): schema.REWRITES_SCHEMA columns + reason/detail/snippet
+
+    a, b = rewriter.start(docs_a), rewriter.start(docs_b)   # both share the engine
+    while not (a.done and b.done):
+        rewriter.advance()                                  # one engine step
+    rows_a = a.rows()
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,7 +32,7 @@ from pipeline import schema as S
 from pipeline.config import RewriteConfig
 from pipeline.rewrite.cache import GenerationCache, generation_key
 from pipeline.rewrite.chunking import Chunk, chunk_document, join_rewrites, prompt_budget
-from pipeline.rewrite.engine import Engine, Generation, PromptRejected
+from pipeline.rewrite.engine import Engine, Generation, PromptRejected, as_stream
 from pipeline.rewrite.postprocess import clean_generation
 from pipeline.rewrite.prompts import (
     PromptTemplate,
@@ -63,6 +70,7 @@ class _Job:
     # before the first of them; the rest of the document stays raw text only.
     chunk_failures: dict[int, tuple[str, str]] = field(default_factory=dict)
     rejected: list[dict] = field(default_factory=list)  # schema.REJECTED_ATTEMPT_TYPE rows
+    open: int = 0  # requests queued or in the engine
 
     def __post_init__(self) -> None:
         self.rewrites = [None] * len(self.chunks)
@@ -78,6 +86,23 @@ class _Request:
     sampling: dict[str, Any]
     attempt: int = 1  # 1 + the samples of this chunk rejected before
     widened: bool = False  # the truncation retry, at twice the output budget
+    cache_key: str = ""  # set when sent
+
+
+@dataclass
+class Batch:
+    """The documents of one `Rewriter.start`: done once none of its requests is open."""
+
+    jobs: list[_Job]
+    rewriter: Rewriter
+
+    @property
+    def done(self) -> bool:
+        return all(job.open == 0 for job in self.jobs)
+
+    def rows(self) -> list[dict]:
+        """One row per (document, style), in the order the documents came."""
+        return [self.rewriter._row(job) for job in self.jobs]
 
 
 class Rewriter:
@@ -102,6 +127,9 @@ class Rewriter:
         self.sampling_json = json.dumps(self.sampling, sort_keys=True)
         self.autoregressive = cfg.mode == "autoregressive"
         self._budgets: dict[str, int] = {}
+        self.stream = as_stream(engine)
+        self._queued: list[_Request] = []  # waiting for the next `advance` to send them
+        self._in_flight: dict[Hashable, _Request] = {}  # in the engine, by its key
 
     def chunk_budget(self, template: PromptTemplate) -> int:
         """Tokens a chunk may have: what the model's context leaves, capped by config."""
@@ -120,21 +148,43 @@ class Rewriter:
         return self._budgets[template.key]
 
     def rewrite(self, docs: list[dict]) -> list[dict]:
-        """Every document's chunks through the engine until each is accepted or spent.
+        """Every document's chunks through the engine until each is accepted or spent."""
+        batch = self.start(docs)
+        while not batch.done:
+            self.advance()
+        return batch.rows()
 
-        Each step is one engine call holding the next request of every document: a chunk's
-        next attempt, its truncation retry, or (autoregressive) the next chunk once the
-        previous one is accepted. Documents move at their own pace, so a retry of one
-        document's first chunk shares a call with another's second chunk."""
+    def start(self, docs: list[dict]) -> Batch:
+        """Queue the first requests of `docs`; `advance` until the batch is done. Batches
+        started before others finish share the engine: that is what keeps it full."""
         jobs = [job for doc in docs for job in self._jobs(doc)]
         live = [j for j in jobs if j.failure is None]
         if self.autoregressive:
-            pending = [self._request(j, 0) for j in live if j.chunks]
+            first = [self._request(j, 0) for j in live if j.chunks]
         else:
-            pending = [self._request(j, i) for j in live for i in range(len(j.chunks))]
-        while pending:
-            pending = self._step(pending)
-        return [self._row(j) for j in jobs]
+            first = [self._request(j, i) for j in live for i in range(len(j.chunks))]
+        for request in first:
+            self._queue_request(request)
+        return Batch(jobs, self)
+
+    def advance(self) -> None:
+        """Send every queued request (the cache answers those it holds, and what follows them
+        is queued in turn), then run one engine step and queue what follows each request
+        that finished: a chunk's next attempt, its truncation retry, or (autoregressive)
+        the document's next chunk. Documents move at their own pace; no one waits for a
+        round to end."""
+        while self._queued:
+            self._send()
+        if self.stream.in_flight():
+            finished = self.stream.step()
+            fresh = []
+            for key, result in finished:
+                request = self._in_flight.pop(key)
+                if isinstance(result, Generation):
+                    fresh.append((request.cache_key, asdict(result)))
+                self._finish(request, result)
+            if self.cache is not None and fresh:
+                self.cache.put_many(fresh)
 
     # --- building requests ---------------------------------------------------------------
 
@@ -168,21 +218,40 @@ class Rewriter:
 
     # --- generating ------------------------------------------------------------------------
 
-    def _step(self, requests: list[_Request]) -> list[_Request]:
-        """Generate `requests`; return what follows them."""
-        follow = []
-        for request, generation in zip(requests, self._generate_cached(requests), strict=True):
-            job, index = request.job, request.index
-            if isinstance(generation, Exception):
-                job.failure = (ENGINE_ERROR, f"chunk {index}: {generation}")
+    def _queue_request(self, request: _Request) -> None:
+        request.job.open += 1
+        self._queued.append(request)
+
+    def _send(self) -> None:
+        """The queued requests to the cache, the misses to the engine."""
+        queued, self._queued = self._queued, []
+        for r in queued:
+            r.cache_key = generation_key(r.prompt, self.engine.model_id, r.sampling)
+            r.job.requests += 1
+        found = self.cache.get_many([r.cache_key for r in queued]) if self.cache else {}
+        for request in queued:
+            if request.cache_key in found:
+                request.job.cached += 1
+                self._finish(request, Generation(**found[request.cache_key]))
                 continue
-            if generation.finish_reason == "length" and self._may_retry(request):
-                follow.append(self._widened(request, generation))
-            elif (again := self._accept(request, generation)) is not None:
-                follow.append(again)
-            elif self._continues(job, index):
-                follow.append(self._request(job, index + 1))
-        return follow
+            try:
+                self._in_flight[self.stream.submit(request.prompt, request.sampling)] = request
+            except PromptRejected as e:
+                self._finish(request, e)
+
+    def _finish(self, request: _Request, result: Generation | PromptRejected) -> None:
+        """What follows one returned request, queued."""
+        job, index = request.job, request.index
+        job.open -= 1
+        if isinstance(result, PromptRejected):
+            job.failure = (ENGINE_ERROR, f"chunk {index}: {result}")
+            return
+        if result.finish_reason == "length" and self._may_retry(request):
+            self._queue_request(self._widened(request, result))
+        elif (again := self._accept(request, result)) is not None:
+            self._queue_request(again)
+        elif self._continues(job, index):
+            self._queue_request(self._request(job, index + 1))
 
     def _continues(self, job: _Job, index: int) -> bool:
         """Autoregressive: the next chunk goes once this one is accepted (its rewrite is the
@@ -251,62 +320,6 @@ class Rewriter:
         attempt = request.attempt + 1
         sampling = {**self.sampling, "seed": self.sampling.get("seed", 0) + attempt - 1}
         return _Request(request.job, request.index, request.prompt, sampling, attempt)
-
-    def _generate_cached(self, requests: list[_Request]) -> list[Generation | Exception]:
-        keys = [generation_key(r.prompt, self.engine.model_id, r.sampling) for r in requests]
-        found = self.cache.get_many(keys) if self.cache is not None else {}
-        results: list[Generation | Exception | None] = [None] * len(requests)
-        misses = []
-        for i, key in enumerate(keys):
-            requests[i].job.requests += 1
-            if key in found:
-                results[i] = Generation(**found[key])
-                requests[i].job.cached += 1
-            else:
-                misses.append(i)
-        fresh = self._generate([requests[i] for i in misses])
-        for i, generation in zip(misses, fresh, strict=True):
-            results[i] = generation
-        if self.cache is not None:
-            self.cache.put_many(
-                [
-                    (keys[i], asdict(g))
-                    for i, g in zip(misses, fresh, strict=True)
-                    if isinstance(g, Generation)
-                ]
-            )
-        return results  # type: ignore[return-value]
-
-    def _generate(self, requests: list[_Request]) -> list[Generation | Exception]:
-        """One engine call per distinct sampling but the seed (attempts differ only in seed,
-        and share a call). A batch the engine rejects is retried row by row, so one bad
-        prompt costs its own row only; an engine failure propagates."""
-        out: list[Generation | Exception | None] = [None] * len(requests)
-        groups: dict[str, list[int]] = {}
-        for i, r in enumerate(requests):
-            unseeded = {k: v for k, v in r.sampling.items() if k != "seed"}
-            groups.setdefault(json.dumps(unseeded, sort_keys=True), []).append(i)
-        for indices in groups.values():
-            try:
-                for i, g in zip(indices, self._call([requests[i] for i in indices]), strict=True):
-                    out[i] = g
-            except PromptRejected:
-                for i in indices:
-                    try:
-                        out[i] = self._call([requests[i]])[0]
-                    except PromptRejected as e:
-                        out[i] = e
-        return out  # type: ignore[return-value]
-
-    def _call(self, requests: list[_Request]) -> list[Generation]:
-        """One engine call; per-request seeds only when they differ (engines without the
-        `seeds` argument, e.g. test fakes, then still see the plain call)."""
-        sampling = requests[0].sampling
-        prompts = [r.prompt for r in requests]
-        seeds = [r.sampling.get("seed", 0) for r in requests]
-        if len(set(seeds)) == 1:
-            return self.engine.generate(prompts, sampling)
-        return self.engine.generate(prompts, sampling, seeds=seeds)
 
     # --- output rows -----------------------------------------------------------------------
 

@@ -156,3 +156,15 @@ def test_a_hybrid_holds_state_per_sequence_with_vllm_page_padding():
     unpadded = report.state_bytes_per_seq + report.request_tokens * report.kv_bytes_per_token
     per_request = report.kv_budget_gib * 2**30 / report.concurrent_requests
     assert unpadded < per_request < 2 * unpadded
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_each_rewrite_actor_holds_enough_chains_to_fill_its_engine(preset):
+    # Each (document, style) chain has a request in flight until it ends: the batches queued
+    # on one actor, less the one draining, must hold max_num_seqs of them.
+    from pipeline.rewrite.stage import DEFAULT_MAX_NUM_SEQS, batches_in_flight
+
+    cfg = composed(f"model={preset}", "rewrite=default")
+    chains = cfg.rewrite.batch_docs * min(cfg.rewrite.styles_per_doc, len(set(cfg.rewrite.styles)))
+    seqs = cfg.model.engine.get("max_num_seqs") or DEFAULT_MAX_NUM_SEQS
+    assert (batches_in_flight(cfg) - 1) * chains >= seqs
