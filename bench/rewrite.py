@@ -1,12 +1,15 @@
 """Rewrite benchmark: the stage's generated tokens/s against bare `vllm.LLM.generate`, one run.
 
-    python bench/rewrite.py                    # full run (~3 min on a quiet 2-core machine)
+    python bench/rewrite.py                    # full run (~8 min on a quiet 2-core machine)
     python bench/rewrite.py --docs 4 --max-tokens 32 --no-autoregressive  # smoke run
     python bench/rewrite.py --json out.json    # also write every number as JSON
 
-Workload: the first `--docs` (24) articles of data/sample/news/lee_background.parquet written
-as JSONL, the default model preset (conf/model/local_moe.yaml) and the default rewrite config
-(conf/config.yaml) with every document selected, `max_chunks_per_doc` 2, `max_chunk_tokens`
+Workload: the first `--docs` (96) articles of data/sample/news/lee_background.parquet written
+as JSONL (more than one `rewrite.batch_docs` batch, so batches overlap on the engine, and the
+end-of-run tail of autoregressive chains, when one document's last chunk decodes alone, is a
+smaller share of the run, as it is of a corpus), the default model preset
+(conf/model/local_moe.yaml) and the default rewrite config (conf/config.yaml) with every
+document selected, `max_chunks_per_doc` 2, `max_chunk_tokens`
 256, `sampling.max_tokens` `--max-tokens` (128), `on_truncated: keep` and `max_attempts: 1`,
 so that the stage sends exactly one request per chunk, as the bare side does (`retry` would
 generate truncated chunks again at twice the budget, and more attempts would draw chunks the
@@ -21,8 +24,7 @@ Steps, one after another (nothing else of ours runs meanwhile):
    the stage does (`VLLMEngine`, i.e. `vllm.LLM(**model.engine)`), renders the SAME prompts the
    stage sends in independent mode (`Rewriter` driven by a recording engine that uses the real
    tokenizer and chat template), then times one `llm.generate(prompts, [SamplingParams per
-   request])`; then (prefix cache reset) the same prompts in the stage's engine calls, one per
-   `rewrite.batch_docs` documents.
+   request])`.
 2. stage: `run_pipeline` with stages [ingest, rewrite] on a local 2-CPU Ray, each run with a
    fresh run dir: independent mode with a fresh generation cache; autoregressive mode;
    independent again on the first run's cache (all cache hits).
@@ -33,8 +35,7 @@ What each number means:
 - bare tokens/s: generated tokens (sum of `len(output.token_ids)`) / seconds of the one
   `llm.generate` call. cores busy: process CPU seconds / wall seconds of that call (2.0 = both
   cores); rest: the same for everything else on the machine (above ~0.1, someone else was
-  running and the numbers are not trustworthy). "bare, stage's batching": the same prompts,
-  summed over the stage's engine calls.
+  running and the numbers are not trustworthy).
 - stage raw tokens/s: the stage's `extra["output_tokens"]` / the rewrite stage's seconds (the
   runner's clock: input reading and selection, Ray actor start, vllm import, engine start,
   generation, writing, counting).
@@ -94,23 +95,24 @@ ENGINE_OVERRIDES = {"enable_chunked_prefill": False}
 # --- configuration (shared by the parent and the bare subprocess) ---------------------------
 
 
-def compose_defaults():
-    """The default config as Hydra composes it, with the local CPU model preset."""
+def compose_defaults(model: str = "local_moe"):
+    """The default config as Hydra composes it, with the model preset `model`."""
     from hydra import compose, initialize_config_dir
 
     from pipeline.config import to_config
 
     with initialize_config_dir(str(ROOT / "conf"), version_base=None):
-        return to_config(compose("config", overrides=["model=local_moe"]))
+        return to_config(compose("config", overrides=[f"model={model}"]))
 
 
 def bench_config(
     args: argparse.Namespace, jsonl: Path, mode: str, cache_dir: Path, env: dict | None = None
 ):
-    from pipeline.config import ClusterConfig, Config, CorpusConfig, RunConfig, SourceConfig
+    from pipeline.config import Config, CorpusConfig, RunConfig, SourceConfig
 
-    base = compose_defaults()
-    base.model.engine = {**ENGINE_OVERRIDES, **base.model.engine}
+    base = compose_defaults(args.model)
+    if not base.model.num_gpus_per_actor:  # the vLLM CPU bug only
+        base.model.engine = {**ENGINE_OVERRIDES, **base.model.engine}
     base.model.env = {**base.model.env, **(env or {})}
     rewrite = base.rewrite
     rewrite.mode = mode
@@ -129,8 +131,16 @@ def bench_config(
         corpus=CorpusConfig(name="bench", sources={"news": SourceConfig(paths=[str(jsonl)])}),
         model=base.model,
         rewrite=rewrite,
-        cluster=ClusterConfig(num_cpus=2, include_dashboard=False),
+        cluster=bench_cluster(base.model),
     )
+
+
+def bench_cluster(model):
+    """Local Ray: the 2 cores of the CPU machine the numbers here come from, or every core and
+    GPU of a GPU machine."""
+    from pipeline.config import ClusterConfig
+
+    return ClusterConfig(num_cpus=None if model.num_gpus_per_actor else 2, include_dashboard=False)
 
 
 def write_workload(n_docs: int, path: Path) -> Path:
@@ -237,18 +247,6 @@ def bare_main(args: argparse.Namespace) -> None:
     others: list[float] = []  # cores busy outside this process during each call
     out_tokens, gen_s, cpu_s, truncated, prompt_tokens = generate(prompts)
 
-    # The same prompts grouped as the stage's actor receives them: one engine call per
-    # `rewrite.batch_docs` documents (Ray Data batches, in document order).
-    step = config.rewrite.batch_docs
-    engine.llm.reset_prefix_cache()  # the prompts' blocks are cached from the call above
-    recorder.calls.clear()
-    for i in range(0, len(docs), step):
-        rewriter.rewrite(docs[i : i + step])
-    split_tokens, split_s = 0, 0.0
-    for batch in recorder.calls:
-        tokens, seconds, *_ = generate(batch)
-        split_tokens += sum(tokens)
-        split_s += seconds
     result = {
         "vllm_version": vllm.__version__,
         "import_s": import_s,
@@ -261,12 +259,7 @@ def bare_main(args: argparse.Namespace) -> None:
         "generate_s": gen_s,
         "cpu_per_wall": cpu_s / gen_s,
         "others_cores": others[0],
-        "split_others_cores": max(others[1:], default=None),
         "tokens_per_s": sum(out_tokens) / gen_s,
-        "split_calls": [len(c) for c in recorder.calls],
-        "split_output_tokens": split_tokens,
-        "split_generate_s": split_s,
-        "split_tokens_per_s": split_tokens / split_s,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "keys": [generation_key(p, engine.model_id, sampling) for p in prompts],
     }
@@ -292,6 +285,8 @@ def run_bare(args: argparse.Namespace, jsonl: Path, docs: list[dict], work: Path
         str(args.max_chunks),
         "--max-chunk-tokens",
         str(args.max_chunk_tokens),
+        "--model",
+        args.model,
     ]
     with log_path.open("w") as log:
         proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -491,7 +486,9 @@ def table(res: dict) -> str:
         e = r.get("engine") or {}
         if not e.get("per_actor"):
             return "n/a"
-        timeline = " ".join(f"{t:.0f}s:{n}" for t, n in e["per_actor"][0]["in_flight_over_time"])
+        samples = e["per_actor"][0]["in_flight_over_time"]
+        every = max(1, len(samples) // 16)  # about 16 points of the timeline
+        timeline = " ".join(f"{t:.0f}s:{n}" for t, n in [*samples[::every], samples[-1]])
         return (
             f"busy {e['busy_fraction']:.3f} of the engine window; sequences in flight mean "
             f"{e['mean_in_flight']}, max {e['max_in_flight']}; over time {timeline}"
@@ -528,11 +525,6 @@ def table(res: dict) -> str:
             "Rewriter work s",
             f"{bare['rewriter_prep_s']:.2f}  (Rewriter.rewrite with a no-op engine: chunking, "
             "prompts, rows; single-threaded, inside the stage's window)",
-        ),
-        (
-            "bare, stage's batching",
-            f"{ratio(bare['split_tokens_per_s'])}: calls of {bare['split_calls']} prompts; "
-            f"rest {f(bare['split_others_cores'], '.2f')}",
         ),
         ("stage (independent)", stage_line(ind)),
         ("stage tokens/s raw", ratio(ind["raw_tokens_per_s"])),
@@ -573,7 +565,8 @@ def table(res: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--docs", type=int, default=24)
+    parser.add_argument("--model", default="local_moe", help="model preset (conf/model/)")
+    parser.add_argument("--docs", type=int, default=96)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--max-chunks", type=int, default=2)
     parser.add_argument("--max-chunk-tokens", type=int, default=256)
@@ -616,9 +609,8 @@ def main() -> None:
         import ray
 
         from pipeline.cluster import configure_ray_data, init_kwargs
-        from pipeline.config import ClusterConfig
 
-        ray.init(**init_kwargs(ClusterConfig(num_cpus=2, include_dashboard=False)))
+        ray.init(**init_kwargs(bench_cluster(model)))
         configure_ray_data(progress=False)
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-dataset "finished" lines
         capture = StatsCapture()
