@@ -75,6 +75,18 @@ def _attempt_lines(stages: Sequence[StageStats]) -> list[str]:
         f"{attempts['samples']:,} samples drawn",
         f"  yield by attempt  {yields}",
         f"  rejected samples  {rejected or 'none'} (quarantine/rewrite/attempts)",
+        *_engine_lines(extra.get("engine")),
+    ]
+
+
+def _engine_lines(engine: dict | None) -> list[str]:
+    """How full the rewrite engine was kept (stats.extra["engine"], from each actor's clock)."""
+    if not engine or engine.get("busy_fraction") is None:
+        return []
+    return [
+        f"  engine            busy {engine['busy_fraction']:.1%} of its window, "
+        f"{engine['mean_in_flight']} sequences in flight on average (max "
+        f"{engine['max_in_flight']}), {engine['actors']} actor(s)"
     ]
 
 

@@ -78,3 +78,20 @@ def test_rewrite_attempts_show_acceptance_yield_per_attempt_and_rejections():
     assert "12 of 24 chunks accepted (50%) within 4 attempts, 60 samples drawn" in text
     assert "#1 25%, #2 22%, #3 0%, #4 14%" in text
     assert "copied_source=30, novel_numbers=18" in text
+
+
+def test_the_rewrite_engine_line_shows_how_full_it_was_kept():
+    attempts = {"chunks": 2, "chunks_accepted": 1, "acceptance": 0.5, "samples": 2}
+    attempts |= {"yield_by_attempt": {"1": 0.5}, "rejected_by_rule": {}}
+    engine = {"busy_fraction": 0.9961, "mean_in_flight": 84.13, "max_in_flight": 129}
+    stages = [
+        StageStats(
+            "rewrite", rows_in=1, rows_out=1,
+            extra={"attempts": attempts, "max_attempts": 1, "engine": {**engine, "actors": 1}},
+        )
+    ]  # fmt: skip
+    text = format_summary(stages)
+    assert "busy 99.6% of its window, 84.13 sequences in flight on average (max 129)" in text
+    no_clock = {**engine, "busy_fraction": None, "actors": 0}
+    stages[0].extra["engine"] = no_clock
+    assert "engine" not in format_summary(stages).split("rejected samples")[1]
