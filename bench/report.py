@@ -30,6 +30,7 @@ BENCHES = [
     ("rewrite", "bench/rewrite.py", [], ["--docs", "8", "--max-tokens", "48"]),
     ("tokenize_load", "bench/tokenize_load.py", [], ["--copies", "1"]),
     ("end_to_end", "bench/end_to_end.py", [], ["--quick"]),
+    ("scale", "bench/scale.py", [], ["--quick"]),
 ]
 
 
