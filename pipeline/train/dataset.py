@@ -56,6 +56,9 @@ from pipeline.train import packing
 from pipeline.train.reader import SplitTokens, open_split
 
 STATE_VERSION = 1
+# Batches built per kernel call while iterating: the call's cost (~50 us) spread over them; a
+# consumer holding one batch keeps its block (64 x batch_size x seq_len int64) alive.
+BLOCK_BATCHES = 64
 
 
 class TokenShardDataset(IterableDataset):
@@ -147,30 +150,45 @@ class TokenShardDataset(IterableDataset):
         return self._layouts[epoch]
 
     def make_batch(self, epoch: int, batch: int) -> dict[str, Any]:
-        """Batch `batch` of this rank in `epoch` (the same on every call; format above).
+        """Batch `batch` of this rank in `epoch` (the same on every call; format above)."""
+        return self.make_batches(epoch, [batch])[0]
 
-        Its windows are consecutive in the stream, so the batch is one stream range: one
-        kernel call (packing.fill_batch) copies each document piece in it out of the mapped
-        shards into the batch's int64 array and writes the sequence bounds.
+    def make_batches(self, epoch: int, batches: list[int]) -> list[dict[str, Any]]:
+        """Batches of this rank in `epoch`, built by one kernel call.
+
+        A batch's windows are consecutive in the stream, so a batch is one stream range:
+        packing.fill_batches copies each document piece of each batch out of the mapped
+        shards into one (K, B, S) int64 block and writes each batch's sequence bounds; the
+        batches are views of that block (a call per batch cost as much as the copy itself).
         """
         layout = self._layout(epoch)  # a fresh worker maps the shards (self._tokens) here
         size = self.batch_size * self.seq_len
-        start = min((batch * self.world_size + self.rank) * size, layout.total)
-        stop = min(start + size, layout.total)
-        first, last = (
-            (int(layout.first[batch]), int(layout.last[batch])) if stop > start else (0, -1)
-        )
-        ids = np.empty((self.batch_size, self.seq_len), dtype=np.int64)
-        cu_seqlens = np.empty(last - first + self.batch_size + 3, dtype=np.int32)
-        where = (first, last, start, stop, self.pad_id, self.seq_len)
-        n = packing.fill_batch(*self._chunks, layout.table, *where, ids.reshape(-1), cu_seqlens)
-        return {
-            "input_ids": torch.from_numpy(ids),
-            "cu_seqlens": torch.from_numpy(cu_seqlens[:n]),
-            "tokens": stop - start,
-            "epoch": epoch,
-            "batch": batch,
-        }
+        index = np.asarray(batches, dtype=np.int64)
+        starts = np.minimum((index * self.world_size + self.rank) * size, layout.total)
+        stops = np.minimum(starts + size, layout.total)
+        empty = stops <= starts
+        firsts = np.where(empty, 0, layout.first[index])
+        lasts = np.where(empty, -1, layout.last[index])
+        rooms = lasts - firsts + self.batch_size + 3
+        ids = np.empty((len(index), self.batch_size, self.seq_len), dtype=np.int64)
+        cu = np.empty(int(rooms.sum()), dtype=np.int32)
+        counts = packing.fill_batches(
+            *self._chunks, layout.table, firsts, lasts, starts, stops, self.pad_id,
+            self.seq_len, ids.reshape(len(index), -1), cu, rooms,
+        )  # fmt: skip
+        inputs = torch.from_numpy(ids).unbind(0)
+        bounds = torch.from_numpy(cu[: counts.sum()]).split(counts.tolist())
+        tokens = (stops - starts).tolist()
+        return [
+            {
+                "input_ids": inputs[k],
+                "cu_seqlens": bounds[k],
+                "tokens": tokens[k],
+                "epoch": epoch,
+                "batch": batch,
+            }
+            for k, batch in enumerate(index.tolist())
+        ]
 
     def batch_documents(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         """Where a batch's tokens come from (for inspection; make_batch never calls it): per
@@ -227,8 +245,9 @@ class TokenShardDataset(IterableDataset):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         epoch, start = self._start()
-        for batch in range(start + worker, self.batches_per_epoch(epoch), workers):
-            yield self.make_batch(epoch, batch)
+        mine = range(start + worker, self.batches_per_epoch(epoch), workers)
+        for block in range(0, len(mine), BLOCK_BATCHES):
+            yield from self.make_batches(epoch, list(mine[block : block + BLOCK_BATCHES]))
 
     def mark_consumed(self, batch: dict[str, Any]) -> None:
         """Advance the position past a batch the consumer has taken (main process)."""

@@ -185,6 +185,36 @@ def _add_bound(cu, n, next_row, bound, seq_len):
     return n + 1, next_row
 
 
+@njit(cache=True, inline="always")
+def _widen(dst, src):
+    """dst[:] = src, element by element: LLVM vectorises this loop over two views, where
+    numba's slice assignment between dtypes (uint16 into int64) ran at half the speed
+    (bench/tokenize_load.py: 6.2 against 4.1 us per 8,192-token batch)."""
+    for j in range(dst.shape[0]):
+        dst[j] = src[j]
+
+
+@njit(cache=True, nogil=True)
+def fill_batches(
+    addresses, sizes, like, table, firsts, lasts, starts, stops, pad_id, seq_len, ids, cu, rooms
+):
+    """fill_batch for K batches in one call (a call costs more than a batch's copy): batch
+    k's range [starts[k], stops[k]) and rows firsts[k]..lasts[k] into ids[k]; the batches'
+    cu_seqlens one after another in `cu` (batch k has room for rooms[k]). Returns each
+    batch's cu_seqlens count."""
+    counts = np.empty(ids.shape[0], dtype=np.int64)
+    at = 0
+    for k in range(ids.shape[0]):
+        if at + rooms[k] > cu.shape[0]:
+            raise IndexError("fill_batches: cu has no room for every batch")
+        counts[k] = fill_batch(
+            addresses, sizes, like, table, firsts[k], lasts[k], starts[k], stops[k],
+            pad_id, seq_len, ids[k], cu[at : at + rooms[k]],
+        )  # fmt: skip
+        at += counts[k]
+    return counts
+
+
 @njit(cache=True, nogil=True)
 def fill_batch(addresses, sizes, like, table, first, last, start, stop, pad_id, seq_len, ids, cu):
     """Copy the stream range [start, stop) into `ids` (flat, int64, padded with pad_id) and
@@ -209,7 +239,7 @@ def fill_batch(addresses, sizes, like, table, first, last, start, stop, pad_id, 
         if not 0 <= chunk < sizes.shape[0] or shift + lo < 0 or shift + hi > sizes[chunk]:
             raise IndexError("fill_batch: a document's span lies outside its token array")
         tokens = numba.carray(_void_pointer(addresses[chunk]), sizes[chunk], like.dtype)
-        ids[lo - start : hi - start] = tokens[shift + lo : shift + hi]
+        _widen(ids[lo - start : hi - start], tokens[shift + lo : shift + hi])
         n, next_row = _add_bound(cu, n, next_row, lo - start, seq_len)
     used = stop - start
     ids[used:] = pad_id

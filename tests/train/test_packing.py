@@ -210,3 +210,28 @@ def test_fill_batch_refuses_what_would_read_or_write_out_of_bounds():
     table[0, 2] = 1  # no chunk 1
     with pytest.raises(IndexError, match="outside its token array"):
         packing.fill_batch(*chunks, table, 0, 0, 0, 8, 0, 8, ids, cu)
+
+
+def test_fill_batches_is_fill_batch_per_batch_with_bounds_one_after_another():
+    chunks = _chunk_table([np.arange(100, 120, dtype=np.uint16)])
+    # Two documents of 6 and 10 tokens in one stream; batches of 2 x 4 tokens.
+    table = np.array([[0, 6, 0, 0], [6, 16, 0, 4]], dtype=np.int64)
+    firsts, lasts = np.array([0, 1]), np.array([1, 1])
+    starts, stops = np.array([0, 8]), np.array([8, 16])
+    rooms = lasts - firsts + 2 + 3
+    ids, cu = np.empty((2, 8), dtype=np.int64), np.empty(int(rooms.sum()), dtype=np.int32)
+    counts = packing.fill_batches(
+        *chunks, table, firsts, lasts, starts, stops, 0, 4, ids, cu, rooms
+    )
+    at = 0
+    for k in range(2):
+        one_ids, one_cu = np.empty(8, dtype=np.int64), np.empty(rooms[k], dtype=np.int32)
+        n = packing.fill_batch(
+            *chunks, table, firsts[k], lasts[k], starts[k], stops[k], 0, 4, one_ids, one_cu
+        )
+        assert counts[k] == n and ids[k].tolist() == one_ids.tolist()
+        assert cu[at : at + n].tolist() == one_cu[:n].tolist()
+        at += n
+    assert ids[0].tolist() == [100, 101, 102, 103, 104, 105, 110, 111]
+    with pytest.raises(IndexError, match="no room"):
+        packing.fill_batches(*chunks, table, firsts, lasts, starts, stops, 0, 4, ids, cu[:4], rooms)
