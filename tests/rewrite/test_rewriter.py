@@ -62,7 +62,9 @@ def doc(i: int, paragraphs: int = 3) -> dict:
 
 
 def config(**kw) -> RewriteConfig:
-    cfg = RewriteConfig(styles=["wikipedia"], max_chunk_tokens=9, context_tokens=20, **kw)
+    cfg = RewriteConfig(
+        **{"styles": ["wikipedia"], "max_chunk_tokens": 9, "context_tokens": 20, **kw}
+    )
     cfg.sampling.max_tokens = 50
     return cfg
 

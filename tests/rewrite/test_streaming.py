@@ -60,9 +60,8 @@ def document(i: int, words_per_paragraph: list[int]) -> dict:
 
 
 def config(**kw) -> RewriteConfig:
-    cfg = RewriteConfig(styles=["wikipedia"], max_chunk_tokens=12, context_tokens=5, **kw)
-    cfg.sampling.max_tokens = 50
-    return cfg
+    """Chunks of up to 12 words: a paragraph of `document` each."""
+    return paragraph_config(max_chunk_tokens=12, context_tokens=5, **kw)
 
 
 def test_a_documents_next_chunk_enters_while_another_document_still_decodes():
