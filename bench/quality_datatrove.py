@@ -41,8 +41,6 @@ from datatrove.pipeline.filters import (
     FineWebQualityFilter,
     GopherQualityFilter,
     GopherRepetitionFilter,
-)
-from datatrove.pipeline.filters import (
     c4_filters,
     fineweb_quality_filter,
     gopher_quality_filter,
@@ -68,7 +66,12 @@ C4_PAPER = dict(min_num_sentences=3, min_words_per_line=5)  # C4's paper and rel
 
 
 def four_filters() -> list:
-    return [GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(), FineWebQualityFilter()]
+    return [
+        GopherRepetitionFilter(),
+        GopherQualityFilter(),
+        C4QualityFilter(),
+        FineWebQualityFilter(),
+    ]
 
 
 def rule_filters() -> dict:
@@ -98,23 +101,22 @@ def rule_filters() -> dict:
     for n, thr in ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)):
         rules[f"gopher_dup_{n}gram"] = GopherRepetitionFilter(**{**r, "dup_n_grams": ((n, thr),)})
     for suffix, c4 in (("", {}), ("@paper", C4_PAPER)):
-        rules[f"c4_lorem_ipsum{suffix}"] = C4QualityFilter(
-            **c4, filter_curly_bracket=False, min_num_sentences=-1
-        )
-        rules[f"c4_curly_brace{suffix}"] = C4QualityFilter(
-            **{**c4, "min_num_sentences": -1}, filter_lorem_ipsum=False
-        )
-        rules[f"c4_too_few_sentences{suffix}"] = C4QualityFilter(
-            **c4, filter_lorem_ipsum=False, filter_curly_bracket=False
-        )
+        only = {
+            "c4_lorem_ipsum": dict(filter_curly_bracket=False, min_num_sentences=-1),
+            "c4_curly_brace": dict(filter_lorem_ipsum=False, min_num_sentences=-1),
+            "c4_too_few_sentences": dict(filter_lorem_ipsum=False, filter_curly_bracket=False),
+        }
+        for name, kwargs in only.items():
+            rules[f"{name}{suffix}"] = C4QualityFilter(**{**c4, **kwargs})
     return rules
 
 
 def memoise_splitting() -> None:
     """One tokenisation per text for all the per-rule copies (the filters call these by the
     names their modules imported)."""
+    words = lru_cache(maxsize=8)(gopher_quality_filter.split_into_words)
     for module in (gopher_quality_filter, gopher_repetition_filter, fineweb_quality_filter):
-        module.split_into_words = lru_cache(maxsize=8)(module.split_into_words)
+        module.split_into_words = words
     c4_filters.split_into_sentences = lru_cache(maxsize=1 << 16)(c4_filters.split_into_sentences)
 
 
@@ -138,7 +140,9 @@ def run_time(args) -> dict:
     parts = sorted(Path(args.input).glob("*.parquet"))
     executor = LocalPipelineExecutor(
         pipeline=[
-            ParquetReader(str(args.input), glob_pattern="*.parquet", text_key="text", id_key="doc_id"),
+            ParquetReader(
+                str(args.input), glob_pattern="*.parquet", text_key="text", id_key="doc_id"
+            ),
             *four_filters(),
             ParquetWriter(str(work / "kept")),
         ],
@@ -159,7 +163,7 @@ def run_kernel(args) -> dict:
     filters = four_filters()
     started = time.perf_counter()
     kept = 0
-    for doc_id, text in zip(ids, texts):
+    for doc_id, text in zip(ids, texts, strict=True):
         doc = Document(text=text, id=doc_id)
         kept += all(f.filter(doc) is True for f in filters)  # all() stops at the first drop
     return {"seconds": time.perf_counter() - started, "docs": len(ids), "kept": kept}
@@ -168,12 +172,13 @@ def run_kernel(args) -> dict:
 def run_decide(args) -> dict:
     memoise_splitting()
     ids, texts = read_docs(Path(args.input))
-    families = dict(zip(("gopher_repetition", "gopher_quality", "c4", "fineweb"), four_filters()))
+    names = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
+    families = dict(zip(names, four_filters(), strict=True))
     families["c4@paper"] = C4QualityFilter(**C4_PAPER)
     rules = rule_filters()
     columns: dict[str, list] = {name: [] for name in ["chain", *families, *rules]}
     started = time.perf_counter()
-    for doc_id, text in zip(ids, texts):
+    for doc_id, text in zip(ids, texts, strict=True):
         for name, f in {**families, **rules}.items():
             columns[name].append(verdict(f, doc_id, text))
         doc, reason = Document(text=text, id=doc_id), None

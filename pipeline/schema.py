@@ -221,11 +221,11 @@ LINEAGE_SCHEMA = pa.schema(
 
 
 # --- quality scores (quality stage: added to document rows, kept and dropped alike) -------
-# Definitions and thresholds: pipeline/quality/heuristics.py, repetition.py, config.py.
-Q_WORDS = "q_words"  # whitespace tokens with a letter or digit
+# Definitions and thresholds: pipeline/quality/heuristics.py, textstats.py, config.py.
+Q_WORDS = "q_words"  # words: tokens with a character other than punctuation
 Q_MEAN_WORD_LENGTH = "q_mean_word_length"
-Q_HASH_RATIO = "q_hash_ratio"  # '#' per word
-Q_ELLIPSIS_RATIO = "q_ellipsis_ratio"  # '...' or '…' per word
+Q_HASH_RATIO = "q_hash_ratio"  # '#' per token
+Q_ELLIPSIS_RATIO = "q_ellipsis_ratio"  # '...' or '…' per token
 Q_BULLET_LINES = "q_bullet_lines"  # share of lines starting with a bullet
 Q_ELLIPSIS_LINES = "q_ellipsis_lines"  # share of lines ending with an ellipsis
 Q_ALPHA_WORDS = "q_alpha_words"  # share of words with a letter

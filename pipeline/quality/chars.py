@@ -66,14 +66,16 @@ _PREFIX_CHARS = "§%=+$£€¥฿₽﷼"  # and the currency block U+20A0..U+20B
 # spaCy's English tokenizer exceptions that keep a final period a lowercase letter or digit
 # would otherwise split off (single letters "a." ... "z." and "1a.m." forms are rules below).
 ABBREVIATIONS = (
-    "Adm. Ak. Ala. Apr. Ariz. Ark. Aug. Bros. Calif. Co. Colo. Conn. Corp. Dec. Del. Dr. E.g. "
-    "Feb. Fla. Ga. Gen. Gov. I.e. Ia. Id. Ill. Inc. Ind. Jan. Jr. Jul. Jun. Kan. Kans. Ky. La. "
-    "Ltd. Mar. Mass. Md. Messrs. Mich. Minn. Miss. Mo. Mont. Mr. Mrs. Ms. Mt. Neb. Nebr. Nev. "
-    "Nov. Oct. Okla. Ore. Pa. Prof. Rep. Rev. Sen. Sep. Sept. St. Tenn. Va. Wash. Wis. a.m. "
-    "co. e.g. i.e. p.m. v.s. vs. °c. °f. °k."
-).split() + [f"{c}." for c in "abcdefghijklmnopqrstuvwxyzäöü"] + [
-    f"{h}{m}" for h in range(1, 13) for m in ("a.m.", "p.m.")
-]
+    (  # noqa: SIM905 (a list literal would take 12 lines)
+        "Adm. Ak. Ala. Apr. Ariz. Ark. Aug. Bros. Calif. Co. Colo. Conn. Corp. Dec. Del. Dr. E.g. "
+        "Feb. Fla. Ga. Gen. Gov. I.e. Ia. Id. Ill. Inc. Ind. Jan. Jr. Jul. Jun. Kan. Kans. Ky. La. "
+        "Ltd. Mar. Mass. Md. Messrs. Mich. Minn. Miss. Mo. Mont. Mr. Mrs. Ms. Mt. Neb. Nebr. Nev. "
+        "Nov. Oct. Okla. Ore. Pa. Prof. Rep. Rev. Sen. Sep. Sept. St. Tenn. Va. Wash. Wis. a.m. "
+        "co. e.g. i.e. p.m. v.s. vs. °c. °f. °k."
+    ).split()
+    + [f"{c}." for c in "abcdefghijklmnopqrstuvwxyzäöü"]
+    + [f"{h}{m}" for h in range(1, 13) for m in ("a.m.", "p.m.")]
+)
 
 
 def _mark(table: np.ndarray, ranges, flag: int) -> None:

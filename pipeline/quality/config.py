@@ -5,6 +5,7 @@ kept as a column), and `enabled: false` skips a whole family. Sources of the num
 [Gopher] Rae et al. 2021, "Scaling Language Models", appendix A (table A1);
 [C4] Raffel et al. 2020, "Exploring the Limits of Transfer Learning", section 2.2;
 [FineWeb] Penedo et al. 2024, "The FineWeb Datasets" (its custom filters, datatrove defaults);
+[DataTrove] datatrove 0.10.1's implementation of the rule, where the paper leaves it open;
 [measured] on data/sample or the recorded real-model rewrites (see the comment at the value).
 
     from pipeline.quality.config import QualityConfig, quality_problems
@@ -27,12 +28,16 @@ class GopherQualityRules:
     max_words: int | None = 100_000  # [Gopher]
     min_mean_word_length: float | None = 3.0  # [Gopher]
     max_mean_word_length: float | None = 10.0  # [Gopher]
-    max_hash_ratio: float | None = 0.1  # '#' per word [Gopher]
-    max_ellipsis_ratio: float | None = 0.1  # '...' or '…' per word [Gopher]
-    max_bullet_lines: float | None = 0.9  # share of lines starting with a bullet [Gopher]
+    max_hash_ratio: float | None = 0.1  # '#' per token, punctuation included [DataTrove]
+    max_ellipsis_ratio: float | None = 0.1  # '...' or '…' per token [DataTrove]
+    max_bullet_lines: float | None = 0.9  # share of lines starting with "•" or "-" [DataTrove]
     max_ellipsis_lines: float | None = 0.3  # share of lines ending with an ellipsis [Gopher]
-    min_alpha_words: float | None = 0.8  # share of words with a letter [Gopher]
-    # Distinct stop words present ("at least two of the following English words") [Gopher].
+    # Share of words with a letter [Gopher]. Of words, as the paper says: DataTrove divides by
+    # every token, so its punctuation tokens count as words without a letter and it drops 10%
+    # of real Wikipedia articles (bench/quality_vs_datatrove.py). The one rule defined apart.
+    min_alpha_words: float | None = 0.8
+    # Distinct stop words present ("at least two of the following English words") [Gopher],
+    # matched as written ("The" is not "the"), as DataTrove does.
     min_stop_words: int | None = 2
     stop_words: list[str] = field(default_factory=lambda: list(GOPHER_STOP_WORDS))  # [Gopher]
 
@@ -59,11 +64,12 @@ class GopherRepetitionRules:
 
 @dataclass
 class C4Rules:
-    """C4 keeps only lines ending in terminal punctuation with >= 5 words and no 'javascript'
-    or policy phrase, then drops pages with < 3 sentences left [C4] (the paper's numbers and
-    its released code, tensorflow_datasets c4_utils; datatrove's defaults swap them). This
-    stage does not edit texts: it scores what C4's line filter would keep and drops the
-    document instead."""
+    """C4 keeps only lines ending in . ? ! " or ' (not '...') with >= 5 words and no
+    'javascript' or policy phrase, then drops pages with < 3 sentences left [C4] (the paper's
+    numbers and its released code, tensorflow_datasets c4_utils; datatrove's defaults swap
+    them, and add the "'" end mark, which this follows). Sentences are counted as spaCy's
+    sentencizer splits the kept lines [DataTrove]. This stage does not edit texts: it scores
+    what C4's line filter would keep and drops the document instead."""
 
     enabled: bool = True
     min_words_per_line: int = 5  # [C4]
@@ -84,14 +90,16 @@ class C4Rules:
 
 @dataclass
 class FineWebRules:
-    """FineWeb's line rules [FineWeb]; lines are the non-blank ones."""
+    """FineWeb's line rules [FineWeb]; lines are the non-blank ones, unstripped [DataTrove]."""
 
     enabled: bool = True
-    min_line_punct_frac: float | None = 0.12  # lines ending in . ! ? " ' [FineWeb]
+    # Lines ending in terminal punctuation: . ! ? and other scripts' full stops (DataTrove's
+    # TERMINAL_PUNCTUATION; no quotes) [DataTrove].
+    min_line_punct_frac: float | None = 0.12
     max_short_line_frac: float | None = 0.67  # lines of <= 30 characters [FineWeb]
     short_line_chars: int = 30  # [FineWeb]
     max_dup_line_char_frac: float | None = 0.01  # characters in repeated lines [FineWeb]
-    max_newline_word_ratio: float | None = 0.3  # newlines per word (lists) [FineWeb]
+    max_newline_word_ratio: float | None = 0.3  # newlines per token (lists) [FineWeb]
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Gopher's repetition measures (Rae et al. 2021, appendix A): duplicated lines and
-paragraphs, the most frequent n-gram, and characters covered by repeated n-grams.
+"""Gopher's repetition measures (Rae et al. 2021, appendix A) on whitespace words, for the
+fidelity gate's rewrites (pipeline/quality/fidelity.py). The quality stage counts the same
+measures as DataTrove defines them, in its batch kernel (pipeline/quality/textstats.py).
 
 Words are whitespace-separated tokens; characters are counted over the words (whitespace
 excluded), so the n-gram fractions do not depend on layout. N-grams are hashed to uint64 with
@@ -16,8 +17,6 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-
-from pipeline import schema as S
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _MUL = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it is a bijection mod 2^64
@@ -105,21 +104,3 @@ def dup_ngram_char_frac(words: Sequence[str], n: int) -> float:
     if repeat_starts.size == 0:
         return 0.0
     return _covered_chars(repeat_starts, n, lengths) / max(int(lengths.sum()), 1)
-
-
-def repetition_scores(text: str, words: Sequence[str] | None = None) -> dict[str, float]:
-    """All of Gopher's repetition scores of a text, by their column names (pipeline.schema)."""
-    words = text.split() if words is None else words
-    line_frac, line_chars = dup_fracs(nonblank_lines(text))
-    para_frac, para_chars = dup_fracs(paragraphs(text))
-    scores = {
-        S.Q_DUP_LINE_FRAC: line_frac,
-        S.Q_DUP_LINE_CHAR_FRAC: line_chars,
-        S.Q_DUP_PARA_FRAC: para_frac,
-        S.Q_DUP_PARA_CHAR_FRAC: para_chars,
-    }
-    for n, column in S.Q_TOP_NGRAM.items():
-        scores[column] = top_ngram_char_frac(words, n)
-    for n, column in S.Q_DUP_NGRAM.items():
-        scores[column] = dup_ngram_char_frac(words, n)
-    return scores

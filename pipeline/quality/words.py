@@ -153,7 +153,7 @@ def _emit(starts, lengths, nt, s, e):
 def _is_url(cp, s, e):
     if e - s >= 4 and cp[s] == 119 and cp[s + 1] == 119 and cp[s + 2] == 119 and cp[s + 3] == 46:
         return True
-    for i in range(s, e - 2):
+    for i in range(s, e - 2):  # noqa: SIM110 (numba: no generator expressions)
         if cp[i] == 58 and cp[i + 1] == 47 and cp[i + 2] == 47:
             return True
     return False
@@ -196,7 +196,7 @@ def _infix_len(cp, i, s, e, flags):
 
 @njit(cache=True, inline="always")
 def _lower_equals(cp, s, word):
-    for k in range(len(word)):
+    for k in range(len(word)):  # noqa: SIM110 (numba: no generator expressions)
         if cp[s + k] | 32 != ord(word[k]):
             return False
     return True
@@ -218,9 +218,8 @@ def _core(cp, s, e, flags, specials, pronouns, starts, lengths, nt):
     # Contractions as spaCy lists them: "n't" off a word of two letters or more, "cannot", and
     # "'d 'll 're 've 'm" off the pronouns of `PRONOUNS` only ("kill'd" stays whole).
     tail = 0
-    if e - s >= 5 and cp[e - 1] in (116, 84) and cp[e - 3] in (110, 78) and cp[e - 2] in (39, 0x2019):
-        tail = 3
-    elif e - s == 6 and _lower_equals(cp, s, "cannot"):
+    n_t = e - s >= 5 and cp[e - 1] in (116, 84) and cp[e - 3] in (110, 78)
+    if (n_t and cp[e - 2] in (39, 0x2019)) or (e - s == 6 and _lower_equals(cp, s, "cannot")):
         tail = 3
     else:
         for k in (2, 3):

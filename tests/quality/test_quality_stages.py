@@ -81,7 +81,7 @@ def test_ingest_then_quality_accounts_for_every_document(ray_local, small_corpus
     assert quality.extra["rule_fails"]["c4_too_few_sentences"] >= 3
     assert quality.extra["kept_by_source"] == {"books": 1, "web": 4}
     histogram = quality.extra["score_histograms"][S.Q_WORDS]
-    assert sum(histogram["counts"]) == 9 and histogram["edges"][0] == 45
+    assert sum(histogram["counts"]) == 9 and histogram["edges"][0] == 46
     text = (run_dir / "summary.txt").read_text()
     assert "quality: score histograms" in text and S.Q_C4_SENTENCES in text
     # Dropped rows are browsable with their scores.
