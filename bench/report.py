@@ -1,6 +1,6 @@
 """Run every benchmark under bench/ and write BENCHMARKS.md (what `make bench` does).
 
-    python bench/report.py                  # all of them, ~25 min on a 2-core machine
+    python bench/report.py                  # all of them, ~45 min on a 2-core machine
     python bench/report.py --only dedup rewrite
     python bench/report.py --quick          # smoke sizes where a benchmark has them
 
@@ -29,6 +29,7 @@ BENCHES = [
     ("dedup_scale", "bench/dedup_scale.py", [], ["--quick"]),
     ("rewrite", "bench/rewrite.py", [], ["--docs", "8", "--max-tokens", "48"]),
     ("tokenize_load", "bench/tokenize_load.py", [], ["--copies", "1"]),
+    ("quality_vs_datatrove", "bench/quality_vs_datatrove.py", [], ["--quick"]),
     ("end_to_end", "bench/end_to_end.py", [], ["--quick"]),
     ("scale", "bench/scale.py", [], ["--quick"]),
 ]
