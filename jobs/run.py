@@ -52,6 +52,8 @@ def main(cfg: DictConfig) -> None:
     print(f"\nrun directory: {run_dir}")
     print(f"  stage outputs: {run_dir}/<stage>/data/   dropped rows: {run_dir}/quarantine/<stage>/")
     print(f"  stats: {run_dir}/summary.json   resolved config: {run_dir}/config.yaml")
+    if (run_dir / "ray-logs").is_symlink():
+        print(f"  Ray's logs (workers, the vLLM engine, Ray Data): {run_dir}/ray-logs/")
 
 
 def _one_line(error: Exception) -> str:

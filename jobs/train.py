@@ -24,6 +24,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -63,7 +64,8 @@ def main(cfg: DictConfig) -> None:
     if plan.train.scaling.num_workers == 0:
         summary = run_training(plan)
     else:
-        with ray_session(config.cluster, progress=False):
+        logs = Path(plan.output_dir, "ray-logs")
+        with ray_session(config.cluster, progress=False, logs_link=logs):
             summary = run_training(plan)
     print()
     print(format_summary(summary, time.perf_counter() - start))

@@ -20,8 +20,10 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from pipeline.config import ClusterConfig, ConfigError
+from pipeline.console import link_ray_logs, piped, quiet_ray_data_console
 
 # Ray binds its gRPC servers (GCS, raylet, workers, agents) to every interface and advertises
 # the machine's network address, whatever `_node_ip_address` says: it maps 127.0.0.1 to the
@@ -41,6 +43,11 @@ def configure_ray_data(progress: bool, shuffle_strategy: str = "sort_shuffle_pul
     # The plan Ray prints at each execution start is noise next to our own stage lines.
     ctx.print_on_execution_start = False
     ctx.verbose_stats_logs = False
+    if piped():
+        # Not a terminal: Ray Data would log a block of progress lines every 10 s for each
+        # execution, several per stage. They go to its log file only; the runner prints one
+        # line per stage instead (pipeline/console.py).
+        quiet_ray_data_console()
 
 
 def is_loopback(host: str) -> bool:
@@ -121,7 +128,11 @@ def check_dashboard_port(cfg: ClusterConfig) -> None:
 
 
 @contextmanager
-def ray_session(cfg: ClusterConfig, progress: bool = True) -> Iterator[None]:
+def ray_session(
+    cfg: ClusterConfig, progress: bool = True, logs_link: Path | None = None
+) -> Iterator[None]:
+    """Ray for the duration; a Ray this opens gets its session's logs linked at `logs_link`
+    (the console shows none of them: cfg.log_to_driver is off by default)."""
     import ray
 
     if ray.is_initialized():
@@ -134,8 +145,10 @@ def ray_session(cfg: ClusterConfig, progress: bool = True) -> Iterator[None]:
         check_dashboard_port(cfg)
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     with bound_to_host(cfg):
-        ray.init(**init_kwargs(cfg))
+        started = ray.init(**init_kwargs(cfg))
         configure_ray_data(progress, cfg.shuffle_strategy)
+        if logs_link is not None:
+            link_ray_logs(started.address_info.get("session_dir"), logs_link)
         try:
             yield
         finally:

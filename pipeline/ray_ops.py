@@ -154,5 +154,10 @@ def engine_actor_args(model, calls_per_actor: int = 1) -> dict:
         ),
         "num_cpus": model.num_cpus_per_actor,
         "num_gpus": model.num_gpus_per_actor,
-        "runtime_env": {"env_vars": {k: str(v) for k, v in model.env.items()}},
+        # vLLM's INFO lines (engine config, each request batch) would fill the worker logs;
+        # its warnings and errors stay. A preset's env may say otherwise.
+        "runtime_env": {
+            "env_vars": {"VLLM_LOGGING_LEVEL": "WARNING"}
+            | {k: str(v) for k, v in model.env.items()}
+        },
     }

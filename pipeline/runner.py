@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from omegaconf import OmegaConf
 
 from pipeline.cluster import ray_session
 from pipeline.config import Config, validate
+from pipeline.console import heartbeat, piped
 from pipeline.dedup.stage import DedupStage
 from pipeline.io.atomic import atomic_write_json, atomic_write_text
 from pipeline.io.stage import IngestStage
@@ -31,7 +33,7 @@ from pipeline.rewrite.stage import RewriteStage
 from pipeline.runlock import run_lock
 from pipeline.security import confined
 from pipeline.stage import RunContext, Stage
-from pipeline.stats import StageStats
+from pipeline.stats import StageStats, running_step
 from pipeline.summary import format_summary
 from pipeline.tokenize.stage import TokenizeStage
 
@@ -82,7 +84,9 @@ def _run_locked(config: Config, run_dir: Path) -> RunSummary:
     summary = RunSummary(run_dir=run_dir)
     fp = ""
     total = len(config.run.stages)
-    with ray_session(config.cluster, progress=config.run.progress):
+    # On a terminal Ray Data draws progress bars; piped, a line per stage every few seconds.
+    beat = config.run.progress and piped()
+    with ray_session(config.cluster, config.run.progress, logs_link=run_dir / "ray-logs"):
         for i, name in enumerate(config.run.stages):
             stage = STAGES[name](config)
             stage_ctx = replace(
@@ -98,19 +102,27 @@ def _run_locked(config: Config, run_dir: Path) -> RunSummary:
                 summary.skipped.append(name)
             else:
                 log.info("%s: running", step)
-                done = _run_stage(stage, stage_ctx, fp)
+                with heartbeat(step, lambda n=name: running_step(n)) if beat else nullcontext():
+                    done = _run_stage(stage, stage_ctx, fp)
                 log.info(
-                    "%s: %s rows in, %s out, %s dropped in %.1fs",
+                    "%s: %s rows in, %s out, %s dropped in %.1fs%s",
                     step,
                     f"{done.rows_in:,}",
                     f"{done.rows_out:,}",
                     f"{done.rows_dropped:,}",
                     done.seconds,
+                    _step_times(done),
                 )
             summary.stages.append(done)
     atomic_write_json(run_dir / "summary.json", summary.to_dict())
     atomic_write_text(run_dir / "summary.txt", summary.table() + "\n")
     return summary
+
+
+def _step_times(stats: StageStats) -> str:
+    """'; keys 2.7s, exact 0.1s, ...': a multi-step stage's steps (StepTimer), on one line."""
+    steps = stats.extra.get("step_seconds") or {}
+    return "; " + ", ".join(f"{n} {s:.1f}s" for n, s in steps.items()) if steps else ""
 
 
 def fingerprint(settings: object, upstream: str) -> str:

@@ -63,8 +63,19 @@ def merge_counts(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
+# The step each stage is in now, by stage name (StepTimer keeps it): the runner's progress line
+# names it while a stage runs, read from its own thread.
+_RUNNING_STEPS: dict[str, str] = {}
+
+
+def running_step(stage: str) -> str | None:
+    return _RUNNING_STEPS.get(stage)
+
+
 class StepTimer:
-    """Times the named steps of a multi-step stage and logs each as it starts and ends.
+    """Times the named steps of a multi-step stage, logged at DEBUG: the runner's line for the
+    finished stage lists them (stats.extra["step_seconds"]), and piped, its progress line names
+    the step running.
 
     steps = StepTimer("dedup")
     with steps("exact"):
@@ -78,8 +89,12 @@ class StepTimer:
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        log.info("%s: %s ...", self.stage, name)
+        log.debug("%s: %s ...", self.stage, name)
+        _RUNNING_STEPS[self.stage] = name
         started = time.perf_counter()
-        yield
+        try:
+            yield
+        finally:
+            _RUNNING_STEPS.pop(self.stage, None)
         self.seconds[name] = round(time.perf_counter() - started, 2)
-        log.info("%s: %s done in %.1fs", self.stage, name, self.seconds[name])
+        log.debug("%s: %s done in %.1fs", self.stage, name, self.seconds[name])
