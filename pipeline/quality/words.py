@@ -296,5 +296,23 @@ def tokenize(cp, n, flags, specials, pronouns, starts, lengths):
         while i < n and not flag_of(flags, cp[i]) & SPACE:
             i += 1
         if i > s:
+            first = nt
             nt = _chunk(cp, s, i, flags, specials, pronouns, starts, lengths, nt, stack)
+            nt = _rejoin_specials(cp, specials, starts, lengths, first, nt)
+    return nt
+
+
+@njit(cache=True)
+def _rejoin_specials(cp, specials, starts, lengths, first, nt):
+    """spaCy matches its exceptions again across the pieces of a chunk: "post-Sept." splits
+    into "post" "-" "Sept" "." and "Sept" "." join again."""
+    k = first
+    while k < nt - 1:
+        end = starts[k] + lengths[k]
+        if lengths[k + 1] == 1 and cp[end] == 46 and _special(cp, starts[k], end + 1, specials):
+            lengths[k] += 1
+            for j in range(k + 1, nt - 1):
+                starts[j], lengths[j] = starts[j + 1], lengths[j + 1]
+            nt -= 1
+        k += 1
     return nt
