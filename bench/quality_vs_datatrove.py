@@ -45,6 +45,11 @@ Where the definitions differ (what each row leaves out):
   lines hold < 30% of its characters (`c4_line_filter`) or > 10% of whose lines are JavaScript
   or policy notices (`c4_javascript_lines`, `c4_policy_lines`). Project-only rules, left out.
   For the same reason the project's FineWeb rules read the original text, not C4's edit.
+- two rules defined apart on purpose (pipeline/quality/config.py says why at each threshold),
+  shown rule by rule and left out of the overall row: Gopher's share of words with a letter
+  (`gopher_non_alpha_words`) is over words, where DataTrove divides by every token, punctuation
+  included; FineWeb's line end (`fineweb_line_punct`) may be a terminal mark inside closing
+  quotes or brackets ('said so."'), where DataTrove wants the mark last.
 - words: DataTrove splits with spaCy; the project with a numba kernel that follows spaCy's
   English rules (pipeline/quality/words.py; about 0.05% of tokens differ on the sample:
   emoticons, "'em", apostrophe-less contractions). The n-gram rules hash word sequences, so
@@ -99,7 +104,7 @@ SAME_RULE = {
                       "gopher_long_words", "gopher_bullet_lines", "gopher_ellipsis_lines",
                       "gopher_stop_words", "gopher_dup_lines",
                       "gopher_dup_paragraphs", "gopher_dup_line_chars",
-                      "gopher_dup_paragraph_chars", "fineweb_line_punct", "fineweb_short_lines",
+                      "gopher_dup_paragraph_chars", "fineweb_short_lines",
                       "fineweb_dup_line_chars", "fineweb_list_like")},
     **{f"gopher_top_{n}gram": f"gopher_top_{n}gram" for n in (2, 3, 4)},
     **{f"gopher_dup_{n}gram": f"gopher_dup_{n}gram" for n in range(5, 11)},
@@ -109,7 +114,10 @@ SAME_RULE = {
     "c4_curly_brace": "c4_curly_brace@paper",
     "c4_too_few_sentences": "c4_too_few_sentences@paper",
 }  # fmt: skip
-DEFINED_APART = {"gopher_non_alpha_words": "gopher_non_alpha_words"}  # share of words vs tokens
+DEFINED_APART = {  # pipeline/quality/config.py says why, at the threshold
+    "gopher_non_alpha_words": "gopher_non_alpha_words",  # a share of words, not of all tokens
+    "fineweb_line_punct": "fineweb_line_punct",  # a mark inside closing quotes ends a line
+}
 FAMILIES = {  # DataTrove filter column -> the project's rules of that filter
     "gopher_quality": ("gopher_too_", "gopher_short_words", "gopher_long_words",
                        "gopher_hash", "gopher_ellipsis_", "gopher_bullet", "gopher_non_alpha",

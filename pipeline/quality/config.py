@@ -93,8 +93,10 @@ class FineWebRules:
     """FineWeb's line rules [FineWeb]; lines are the non-blank ones, unstripped [DataTrove]."""
 
     enabled: bool = True
-    # Lines ending in terminal punctuation: . ! ? and other scripts' full stops (DataTrove's
-    # TERMINAL_PUNCTUATION; no quotes) [DataTrove].
+    # Lines ending a sentence: in . ! ? or another script's full stop (DataTrove's
+    # TERMINAL_PUNCTUATION) [DataTrove], or in one followed by closing quotes or brackets
+    # ('he said so."'), where DataTrove wants the mark last: the sample's news stories are one
+    # line each, and 41 of 350 end in a quotation [measured].
     min_line_punct_frac: float | None = 0.12
     max_short_line_frac: float | None = 0.67  # lines of <= 30 characters [FineWeb]
     short_line_chars: int = 30  # [FineWeb]

@@ -6,20 +6,21 @@ in pipeline/quality/config.py and the decisions in rules.py.
 
 The definitions are DataTrove's (its GopherQualityFilter, GopherRepetitionFilter,
 C4QualityFilter and FineWebQualityFilter, English), the implementations most users compare
-with; where the project differs on purpose, config.py says so at the threshold:
+with; where the project differs on purpose (two rules), config.py says so at the threshold:
 - words: spaCy-like tokens (pipeline/quality/words.py), punctuation tokens included; a "word"
   for the counts and the mean length has a character outside DataTrove's punctuation set.
-  '#' and ellipses per token, stop words matched as written. One deliberate difference: the
-  share of words with a letter is over words, as Gopher says, where DataTrove counts every
-  token (so its punctuation tokens count as words without a letter).
+  '#' and ellipses per token, stop words matched as written. Deliberately apart: the share
+  of words with a letter is over words, as Gopher says, where DataTrove counts every token
+  (so its punctuation tokens count as words without a letter).
 - Gopher's lines are str.splitlines() (blank lines count); bullets are "•" or "-".
 - repetition: lines split at runs of newlines, paragraphs at two or more; characters per
   character of the whole text; the top n-gram is its characters (words joined by spaces)
   times its count; repeated n-grams as DataTrove scans them (after a repeat, skip n words).
 - C4: DataTrove's line tests in its order; the sentences of the kept lines as spaCy's
   sentencizer splits them. The stage drops a document instead of editing it.
-- FineWeb: lines are the non-blank ones, unstripped; a line ends in DataTrove's terminal
-  punctuation; repeated lines' characters per character of the text without newlines.
+- FineWeb: lines are the non-blank ones, unstripped; repeated lines' characters per character
+  of the text without newlines. Deliberately apart: a line that ends in DataTrove's terminal
+  punctuation inside closing quotes or brackets ('said so."') ends a sentence here.
 
     stats = text_stats(batch["text"], params_for(cfg))
     scores = quality_scores(stats, cfg)          # {column: numpy array}, enabled families only

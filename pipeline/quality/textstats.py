@@ -274,7 +274,7 @@ def _lines(cp, n, flags, ts, tl, nt, mask, phrases, plen, short_chars, min_words
             )
             spans[n_fw, 0], spans[n_fw, 1] = ls, le
             n_fw += 1
-            row[FW_PUNCT_LINES] += (flag_of(flags, cp[le - 1]) & TERMINAL) != 0
+            row[FW_PUNCT_LINES] += _ends_sentence(cp, ls, le, flags)
             row[FW_SHORT_LINES] += le - ls <= short_chars
             while tok < nt and ts[tok] < ss:
                 tok += 1
@@ -389,6 +389,16 @@ def _c4_line(cp, ss, se, flags, ts, tl, t0, t1, mask, phrases, plen, min_words, 
             seen_end = True
     row[C4_SENTENCES] += sentences
     row[C4_KEPT_CHARS] += line_chars
+
+
+@njit(cache=True)
+def _ends_sentence(cp, ls, le, flags):
+    """FineWeb's line-end test: a terminal mark (DataTrove's set), which may stand inside
+    closing quotes or a bracket ('said so."'), where DataTrove wants the mark last."""
+    j = le - 1
+    while j > ls and cp[j] in (34, 39, 0x201D, 0x2019, 0xBB, 41, 93):
+        j -= 1
+    return (flag_of(flags, cp[j]) & TERMINAL) != 0
 
 
 @njit(cache=True)

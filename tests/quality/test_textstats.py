@@ -107,9 +107,9 @@ def test_c4_line_tests_in_datatrove_order():
     assert stats(curly)[T.C4_CURLY] == 1  # the JavaScript line is dropped before the '{' test
 
 
-def test_fineweb_lines_are_unstripped_and_quotes_do_not_end_them():
-    s = document_scores('It ends here.\nIt ends here. \nA quote."\nA question?', CFG)
-    assert s[S.Q_LINE_PUNCT_FRAC] == pytest.approx(2 / 4)
+def test_fineweb_lines_are_unstripped_and_a_quote_closes_after_the_mark():
+    text = 'It ends here.\nIt ends here. \nA quote."\nA title "Hamlet"\nA question (why?)'
+    assert document_scores(text, CFG)[S.Q_LINE_PUNCT_FRAC] == pytest.approx(3 / 5)
     text = "repeat me\nrepeat me\nonce"
     assert document_scores(text, CFG)[S.Q_FW_DUP_LINE_CHAR_FRAC] == pytest.approx(9 / 22)
 
