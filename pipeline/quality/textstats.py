@@ -103,9 +103,8 @@ def _decode(buf, start, end, cp):
 
 
 @njit(cache=True)
-def _seen(table, used, key):
-    """Insert key into an open-addressing set; True if it was there already."""
-    mask = table.shape[0] - 1
+def _seen(table, used, mask, key):
+    """Insert key into an open-addressing set of mask + 1 slots; True if it was there already."""
     j = np.int64(key & np.uint64(mask))
     while used[j]:
         if table[j] == key:
@@ -116,15 +115,26 @@ def _seen(table, used, key):
     return False
 
 
+@njit(cache=True, inline="always")
+def _clear(used, n_items):
+    """The slot mask for n_items keys (a table at most half full), with those slots emptied:
+    a document clears what it needs, not the table sized for the batch's longest."""
+    cap = 16
+    while cap < 2 * n_items:
+        cap *= 2
+    used[:cap] = False
+    return cap - 1
+
+
 @njit(cache=True)
 def _repeats(cp, spans, n_items, table, used):
     """DataTrove's find_duplicates: (items equal to an earlier one, their characters)."""
-    used[:] = False
+    mask = _clear(used, n_items)
     dup = 0
     chars = 0
     for k in range(n_items):
         s, e = spans[k, 0], spans[k, 1]
-        if _seen(table, used, span_hash(cp, s, e)):
+        if _seen(table, used, mask, span_hash(cp, s, e)):
             dup += 1
             chars += e - s
     return dup, chars
@@ -157,14 +167,13 @@ def _ngrams(th, tl, nt, table, used, counts, first, out):
     for i in range(nt):
         prefix[i + 1] = prefix[i] * base + th[i]
         chars[i + 1] = chars[i] + tl[i]
-    mask = table.shape[0] - 1
     for n in range(2, 11):
         if nt < n:
             continue
         power = np.uint64(1)
         for _ in range(n):
             power *= base
-        used[:] = False
+        mask = _clear(used, nt - n + 1)
         if n <= 4:
             best, best_first = 0, 0
             for i in range(nt - n + 1):
@@ -182,7 +191,7 @@ def _ngrams(th, tl, nt, table, used, counts, first, out):
         else:
             i, repeated = 0, 0
             while i < nt - n + 1:
-                if _seen(table, used, fmix64(prefix[i + n] - prefix[i] * power)):
+                if _seen(table, used, mask, fmix64(prefix[i + n] - prefix[i] * power)):
                     repeated += chars[i + n] - chars[i]
                     i += n
                 else:

@@ -163,6 +163,8 @@ def _is_url(cp, s, e):
 def _infix_len(cp, i, s, e, flags):
     """Length of the infix starting at i (s < i < e - 1), or 0."""
     c = cp[i]
+    if flag_of(flags, c) & (ALPHA | DIGIT):  # most characters: no infix starts at a letter
+        return 0
     prev = flag_of(flags, cp[i - 1])
     if c == 46 and cp[i + 1] == 46:
         return _dots(cp, i, e, True)
