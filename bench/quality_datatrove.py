@@ -4,7 +4,8 @@ no project dependency), imports nothing from the project, and writes JSON or Par
     PY=.cache/bench/datatrove-venv/bin/python
     $PY bench/quality_datatrove.py time   --input DIR --work DIR --workers 2 --json out.json
     $PY bench/quality_datatrove.py kernel --input DIR --json out.json
-    $PY bench/quality_datatrove.py decide --input DIR --out rules.parquet --json out.json
+    $PY bench/quality_datatrove.py decide --input DIR --out rules.parquet --json out.json \
+        --shard 0 --shards 2
 
 - time: DataTrove's own stage: `LocalPipelineExecutor` over the Parquet parts (one task per part,
   `--workers` processes) with ParquetReader -> GopherRepetitionFilter -> GopherQualityFilter ->
@@ -172,6 +173,7 @@ def run_kernel(args) -> dict:
 def run_decide(args) -> dict:
     memoise_splitting()
     ids, texts = read_docs(Path(args.input))
+    ids, texts = ids[args.shard :: args.shards], texts[args.shard :: args.shards]
     names = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
     families = dict(zip(names, four_filters(), strict=True))
     families["c4@paper"] = C4QualityFilter(**C4_PAPER)
@@ -205,6 +207,8 @@ def main() -> None:
     parser.add_argument("--work")
     parser.add_argument("--out")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--shard", type=int, default=0, help="decide: this process's share")
+    parser.add_argument("--shards", type=int, default=1)
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
     result = {"time": run_time, "kernel": run_kernel, "decide": run_decide}[args.mode](args)

@@ -266,6 +266,23 @@ def run_peer(python: Path, mode: str, work: Path, *args: str, one_cpu: bool = Fa
     return json.loads(out.read_text())
 
 
+def peer_decisions(python: Path, work: Path, parts: Path) -> pa.Table:
+    """DataTrove's per-rule verdicts, one process per core (untimed: only the decisions)."""
+    procs, outs = [], []
+    for k in range(CORES):
+        outs.append(work / f"peer-rules-{k}.parquet")
+        command = [str(python), str(PEER), "decide", "--input", str(parts), "--out", str(outs[-1]),
+                   "--json", str(work / f"peer-decide-{k}.json"), "--shard", str(k),
+                   "--shards", str(CORES)]  # fmt: skip
+        log = (work / f"peer-decide-{k}.log").open("w")
+        procs.append((subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log), log))
+    for proc, log in procs:
+        if proc.wait():
+            raise RuntimeError(f"DataTrove decide failed: see {log.name}")
+        log.close()
+    return pa.concat_tables([pq.read_table(o) for o in outs])
+
+
 def ours_pass(config: Config, source_run: Path, run_dir: Path) -> float:
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -373,8 +390,11 @@ def bench_stage(table: Table, args, python: Path, config: Config, run_dir: Path)
     table.add(section, "ours: docs/s per core", f"{n_docs / ours_t / CORES:.1f} ({ours_t:.1f} s)")
     theirs = f"{n_docs / theirs_t / CORES:.2f} ({theirs_t:.1f} s)"
     table.add(section, "DataTrove: docs/s per core", theirs)
-    goal = f">= {SPEED_GOAL:.0f}x"
-    table.add(section, "ratio (docs/s per core)", f"{ratio:.1f}x", goal, ratio >= SPEED_GOAL)
+    # The goal is at corpus size: at --quick's 6 MB the stage's ~2 s of Ray executions dominate.
+    full = n_bytes >= 50e6
+    goal = f">= {SPEED_GOAL:.0f}x" if full else ""
+    met = ratio >= SPEED_GOAL if full else None
+    table.add(section, "ratio (docs/s per core)", f"{ratio:.1f}x", goal, met)
     table.add(
         section, "ours: MB/s per core", f"{mb_core:.2f} ({1e6 / mb_core / 3600:.0f} core-h/TB)"
     )
@@ -400,9 +420,7 @@ def bench_kernel(table: Table, args, python: Path, parts: Path) -> dict:
 
 
 def bench_decisions(table: Table, args, python: Path, parts: Path) -> dict:
-    rules_file = args.work / "peer-rules.parquet"
-    run_peer(python, "decide", args.work, "--input", str(parts), "--out", str(rules_file))
-    result = compare(our_failures(args.work / "ours"), pq.read_table(rules_file))
+    result = compare(our_failures(args.work / "ours"), peer_decisions(python, args.work, parts))
     section = f"decisions, {result['docs']:,} docs"
     overall = result["overall"]
     table.add(section, "overall, where definitions agree", _fmt(overall), f">= {AGREE_GOAL}",
