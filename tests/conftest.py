@@ -1,4 +1,10 @@
-"""Shared fixtures: one local Ray for the whole session, and small corpora on disk."""
+"""Shared fixtures: one local Ray for the whole session, and small corpora on disk; the test
+tiers' markers (README, Development).
+
+A test that asks for a Ray fixture is marked `ray` here, so the mark follows what the test
+does; one that starts Ray another way says so with its own mark. Outside tests marked `ray`,
+`ray.init` refuses, so `make test-fast` (-m "not ray ...") cannot start Ray by accident.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,39 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+from hypothesis import settings
 
 from pipeline.config import ClusterConfig, Config, CorpusConfig, RunConfig, SourceConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT / "data" / "sample"
+RAY_FIXTURES = frozenset({"ray_local"})
+
+# No deadline: how long an example takes says nothing about its correctness, and a loaded
+# 2-core CI machine would fail Hypothesis' 200 ms default at random.
+settings.register_profile("pipeline", deadline=None)
+settings.load_profile("pipeline")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if RAY_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.ray)
+
+
+@pytest.fixture(autouse=True)
+def _ray_only_where_marked(request, monkeypatch):
+    if request.node.get_closest_marker("ray") is not None:
+        return
+    import ray
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError(
+            f"{request.node.nodeid} starts Ray but is not marked `ray`: ask for the ray_local"
+            " fixture, or mark it @pytest.mark.ray (test tiers: README, Development)"
+        )
+
+    monkeypatch.setattr(ray, "init", refuse)
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +67,16 @@ def ray_local():
     configure_ray_data(progress=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def local_moe_dir() -> Path:
+    """The default local MoE in .cache/models, where the rewrite stage looks for it: `make`
+    builds it before the tests (jobs/build_model.py); run alone, a test builds it here (~1 min)
+    rather than skip."""
+    from pipeline.models.build import ensure_local_moe
+
+    return ensure_local_moe(ROOT / ".cache" / "models")
 
 
 def write_jsonl(path: Path, records: list, compress: str | None = None) -> Path:

@@ -6,7 +6,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
+
+pytestmark = pytest.mark.cli
 
 
 def run_bench(script: str, *args: str, json_out) -> tuple[str, dict]:

@@ -137,6 +137,8 @@ def test_a_refused_run_writes_nothing(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.cli
+@pytest.mark.ray
 def test_a_second_run_into_the_same_directory_refuses_then_resumes(tmp_path):
     data = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": f"doc {i}"} for i in range(50)])
     out = tmp_path / "out"
@@ -158,6 +160,8 @@ def test_a_second_run_into_the_same_directory_refuses_then_resumes(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.cli
+@pytest.mark.ray
 def test_two_runs_at_once_into_different_directories_do_not_interfere(tmp_path):
     """Each starts its own local Ray, dashboard included (the second takes the next port)."""
     corpora = {

@@ -97,6 +97,7 @@ def run_job(*overrides: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["rewrite.max_attempts=0"], "rewrite.max_attempts: must be >= 1"),
     ],
 )
+@pytest.mark.cli
 def test_wrong_config_gives_a_message_not_a_traceback(tmp_path, overrides, expected):
     result = run_job(*overrides, f"run.output_root={tmp_path}", "run.name=bad")
     assert result.returncode != 0
@@ -105,6 +106,7 @@ def test_wrong_config_gives_a_message_not_a_traceback(tmp_path, overrides, expec
     assert not (tmp_path / "bad" / "ingest").exists()
 
 
+@pytest.mark.cli
 def test_help_lists_the_config_groups():
     result = run_job("--help")
     assert result.returncode == 0
@@ -112,6 +114,8 @@ def test_help_lists_the_config_groups():
         assert group in result.stdout
 
 
+@pytest.mark.cli
+@pytest.mark.ray  # each job starts a local Ray
 def test_multirun_gives_each_job_its_own_run_directory(tmp_path):
     data = write_jsonl(
         tmp_path / "in" / "docs.jsonl", [{"id": i, "text": f"doc {i}"} for i in range(20)]

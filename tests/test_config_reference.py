@@ -105,6 +105,7 @@ def test_generic_walk_over_nested_optional_dict_list_and_any():
     assert len(rows["long"].default) == ref.MAX_DEFAULT and rows["long"].default.endswith("…")
 
 
+@pytest.mark.cli
 def test_write_replaces_only_the_marked_section(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n\nbefore\n{ref.BEGIN}\nstale\n{ref.END}\nafter\n")
@@ -118,6 +119,7 @@ def test_write_replaces_only_the_marked_section(tmp_path):
     assert subprocess.run([*command, "--check", str(readme)]).returncode == 0
 
 
+@pytest.mark.cli
 def test_missing_markers_are_a_clear_error(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# No markers\n")

@@ -26,7 +26,8 @@ from conftest import ROOT, write_jsonl
 
 from pipeline.rewrite.cache import FILE_NAME as CACHE_FILE
 
-pytestmark = pytest.mark.slow
+# jobs/run.py in a subprocess: a local Ray, and the rewrite stage on the real model.
+pytestmark = [pytest.mark.faults, pytest.mark.ray, pytest.mark.vllm, pytest.mark.cli]
 
 NEWS = ROOT / "data" / "sample" / "news" / "lee_background.parquet"
 STAGES = "[ingest,dedup,rewrite,tokenize]"
@@ -49,6 +50,7 @@ def command(corpus: Path, root: Path, name: str, cache: Path) -> list[str]:
         f"run.output_root={root}",
         f"run.stages={STAGES}",
         "run.progress=false",
+        "hydra.verbose=pipeline",  # the steps' start lines (DEBUG), which the kills wait for
         "corpus=jsonl",
         f"corpus.sources.main.paths=[{corpus}]",
         "cluster.include_dashboard=false",

@@ -202,6 +202,7 @@ def cli_overrides(paths: str, out: Path, name: str) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.cli
 def test_the_command_line_agrees_and_shows_no_traceback(hostile, hostile_run, tmp_path):
     root, _ = hostile
     _, stats, _ = hostile_run
@@ -237,6 +238,7 @@ def _fifo(tmp: Path) -> Path:
     [_directory, _loop, _fifo, lambda tmp: tmp / "missing.jsonl"],
     ids=["directory", "symlink_loop", "fifo", "missing"],
 )
+@pytest.mark.cli
 def test_a_source_with_no_readable_file_refuses_naming_the_path(make, tmp_path):
     path = make(tmp_path)
     result = run_job(*cli_overrides(str(path), tmp_path / "out", "refused"))

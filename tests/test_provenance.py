@@ -17,8 +17,6 @@ from pipeline.tokenize.manifest import load_manifest
 from pipeline.tokenize.shards import open_shard
 from pipeline.train.dataset import TokenShardDataset, TokenShardLoader
 
-pytestmark = pytest.mark.slow  # ingest and tokenize on Ray: ~30 s on 2 cores
-
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, ray_local):

@@ -15,7 +15,9 @@ from pipeline.config import SourceConfig
 from pipeline.inspect import Run
 from pipeline.train.dataset import TokenShardDataset, TokenShardLoader
 
-pytestmark = pytest.mark.slow  # the real model: 3 engine calls at most
+# The real model: 3 engine calls at most. Full tier: the CI tier's vLLM test is the killed engine
+# actor (test_worker_faults.py); the loop reading rewrites, test_provenance.py (hand-made rows).
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 NEWS = ROOT / "data" / "sample" / "news" / "lee_background.parquet"
 STAGES = ("ingest", "rewrite", "fidelity", "tokenize")

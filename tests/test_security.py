@@ -233,6 +233,7 @@ def test_the_run_dir_resolver_maps_a_bad_name_under_the_output_root():
     assert OmegaConf.create({"d": "${plain_name:exp-1.a_b}"}).d == "exp-1.a_b"
 
 
+@pytest.mark.cli
 def test_a_bad_run_name_on_the_command_line_writes_nothing_outside(tmp_path):
     out = tmp_path / "root"
     data = tmp_path / "a.jsonl"
@@ -311,6 +312,7 @@ with ray_session(ClusterConfig(num_cpus=1), progress=False):
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_every_server_of_a_local_run_listens_on_loopback_only():
     result = subprocess.run(
         [sys.executable, "-c", LISTENERS], cwd=ROOT, capture_output=True, text=True, timeout=300

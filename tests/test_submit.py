@@ -90,6 +90,7 @@ def test_run_directory_is_read_from_the_job_log():
     assert submit.run_dirs("config error:\n  corpus.sources: no source configured\n") == []
 
 
+@pytest.mark.cli
 def test_unreachable_address_is_a_clear_error_not_a_traceback():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -182,6 +183,8 @@ def tiny_corpus(path: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.cli
+@pytest.mark.ray
 def test_submitted_run_writes_its_outputs_and_reports_the_run_dir(ray_head, tmp_path):
     assert head_listening_addresses(ray_head["pid"]) <= {"127.0.0.1", "::ffff:127.0.0.1"}
     work = make_working_dir(tmp_path / "repo")
@@ -220,6 +223,8 @@ def test_submitted_run_writes_its_outputs_and_reports_the_run_dir(ray_head, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.cli
+@pytest.mark.ray
 def test_failed_job_exits_nonzero_with_the_jobs_own_message(ray_head, tmp_path):
     result = subprocess.run(
         [*SUBMIT, "--address", ray_head["address"], "--no-sample", "--", "corpus=jsonl",

@@ -17,7 +17,7 @@ from pipeline import runner
 from pipeline import schema as S
 from pipeline.config import SourceConfig
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.faults
 
 NEWS = ROOT / "data" / "sample" / "news" / "lee_background.parquet"
 
@@ -72,6 +72,7 @@ def test_dedup_survives_a_killed_worker(ray_local, news, tmp_path):
     )
 
 
+@pytest.mark.vllm  # the CI tier's real-model test: vLLM in a Ray actor, generating
 def test_rewrite_survives_a_killed_engine_actor(ray_local, news, tmp_path):
     config = make_config({"news": SourceConfig(paths=[str(news)])}, stages=("ingest", "rewrite"))
     config.model = local_model_config()

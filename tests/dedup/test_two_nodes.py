@@ -49,6 +49,8 @@ ALIVE_NODES = (
 # The dedup stage's plain Ray tasks (pipeline/dedup/stage.py, named "dedup.<step>"), a wave each.
 DEDUP_TASKS = {"dedup.keys", "dedup.exact", "dedup.candidates", "dedup.verify", "dedup.decide"}
 
+pytestmark = [pytest.mark.ray, pytest.mark.cli]  # `ray start` nodes, jobs/run.py
+
 
 def start_node(command: list[str], temp_dir: Path, ports: tuple[str, ...]) -> subprocess.Popen:
     log = temp_dir / "node.log"

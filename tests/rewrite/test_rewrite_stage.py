@@ -12,7 +12,9 @@ from pipeline import schema as S
 from pipeline.config import SourceConfig
 from pipeline.rewrite.postprocess import clean_generation
 
-pytestmark = pytest.mark.slow
+# Full tier: the CI tier generates with the real model in test_worker_faults.py, and checks
+# the cache with a fake engine (test_cache.py, test_rewriter.py).
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 NEWS = ROOT / "data" / "sample" / "news" / "lee_background.parquet"
 

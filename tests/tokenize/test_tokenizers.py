@@ -129,11 +129,7 @@ def test_a_hub_id_that_cannot_be_fetched_is_a_clear_error(monkeypatch):
         resolve_spec(TokenizerConfig(), model, MODEL_CACHE)
 
 
-@pytest.mark.skipif(
-    not (MODEL_CACHE / "smollm2-135m-instruct-moe-e4-top2" / "tokenizer.json").is_file(),
-    reason="local MoE not built (.cache/models; make demo builds it)",
-)
-def test_the_local_moe_models_own_tokenizer():
+def test_the_local_moe_models_own_tokenizer(local_moe_dir):
     model = local_model_config()
     spec = resolve_spec(TokenizerConfig(), model, MODEL_CACHE)
     assert spec.kind == "hf" and spec.source == "model:local:smollm2-moe"
@@ -146,15 +142,11 @@ def test_the_local_moe_models_own_tokenizer():
     assert ids[0] == 1 and ids[-1] == 2 and tok.decode(ids[1:-1]) == text
     from transformers import AutoTokenizer
 
-    reference = AutoTokenizer.from_pretrained(MODEL_CACHE / "smollm2-135m-instruct-moe-e4-top2")
+    reference = AutoTokenizer.from_pretrained(local_moe_dir)
     assert ids[1:-1] == reference(text, add_special_tokens=False)["input_ids"]
 
 
-@pytest.mark.skipif(
-    not (MODEL_CACHE / "smollm2-135m-instruct-moe-e4-top2" / "tokenizer.json").is_file(),
-    reason="local MoE not built (.cache/models; make demo builds it)",
-)
-def test_the_fast_hf_encode_gives_the_same_ids_as_encode_batch():
+def test_the_fast_hf_encode_gives_the_same_ids_as_encode_batch(local_moe_dir):
     import pyarrow.parquet as pq
 
     tok = load_tokenizer(resolve_spec(TokenizerConfig(), local_model_config(), MODEL_CACHE))
