@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline import schema as S
 from pipeline.quality import textstats as T
@@ -122,3 +124,22 @@ def test_language_id_equals_py3langid():
         language, probability = identify(text)
         expected = reference.classify(text)
         assert language == expected[0] and probability == pytest.approx(expected[1], abs=1e-5)
+
+
+TRICKY = "ab Z9.,;:!?'\"“”’()[]{}-–—…#•*/&%$+\n\n \t\u00a0é漢😀\u2028"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=TRICKY, max_size=120), min_size=1, max_size=6))
+def test_counts_are_bounded_for_any_text(texts):
+    v = T.text_stats(pa.array(texts, pa.large_string()))
+    chars = np.array([len(t) for t in texts])
+    assert (v[:, T.CHARS] == chars).all()
+    assert (v[:, T.WORDS] <= v[:, T.TOKENS]).all() and (v[:, T.TOKENS] <= chars).all()
+    assert (v[:, T.ALPHA_TOKENS] <= v[:, T.WORDS]).all()
+    for column in (T.DUP_RLINE_CHARS, T.DUP_PARA_CHARS, T.FW_DUP_CHARS, *T.DUP_NGRAM.values()):
+        assert (v[:, column] <= chars).all()
+    assert (v[:, T.C4_KEPT_CHARS] <= v[:, T.C4_LINE_CHARS]).all()
+    for text, row in zip(texts, v, strict=True):  # the tokens tile the non-space characters
+        assert sum(len(w) for w in words(text)) == sum(not c.isspace() for c in text)
+        assert row[T.TOKENS] == len(words(text))
