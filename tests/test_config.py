@@ -114,6 +114,9 @@ def test_help_lists_the_config_groups():
         assert group in result.stdout
 
 
+# Full tier: two jobs, each with its own Ray (~20 s); the CI tier runs jobs/run.py end to end in
+# test_driver_faults.py, and a run directory per job is the runner's (test_runner.py).
+@pytest.mark.slow
 @pytest.mark.cli
 @pytest.mark.ray  # each job starts a local Ray
 def test_multirun_gives_each_job_its_own_run_directory(tmp_path):

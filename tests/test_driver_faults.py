@@ -57,7 +57,10 @@ def command(corpus: Path, root: Path, name: str, cache: Path) -> list[str]:
         "rewrite.styles=[summary]",
         "rewrite.max_docs_per_source=4",
         "rewrite.max_chunks_per_doc=1",
-        "rewrite.sampling.max_tokens=64",
+        # Short samples, two attempts at most: the kills need a rewrite in progress, not a long
+        # one (the CI tier's time: 3 engine starts and 2 rewrites of the corpus in this test).
+        "rewrite.sampling.max_tokens=32",
+        "rewrite.max_attempts=2",
         f"rewrite.cache_dir={cache}",
         f"rewrite.model_cache={ROOT / '.cache' / 'models'}",
     ]

@@ -201,6 +201,8 @@ def cli_overrides(paths: str, out: Path, name: str) -> list[str]:
     ]
 
 
+# Full tier: the same run as hostile_run's, through jobs/run.py with a Ray of its own (~15 s); the
+# CI tier checks the command line's refusals here and a whole job in test_driver_faults.py.
 @pytest.mark.slow
 @pytest.mark.cli
 def test_the_command_line_agrees_and_shows_no_traceback(hostile, hostile_run, tmp_path):

@@ -125,7 +125,6 @@ def cell_text(nb, cell_id: str) -> str:
     )
 
 
-@pytest.mark.slow
 def test_notebook_04_traces_a_token_back_to_its_source_prompt_and_model(tmp_path, ray_local):
     """The lineage section on a run whose shards hold rewrites (hand-made rows, no model)."""
     run_dir = run_with_rewrites(tmp_path)

@@ -311,7 +311,6 @@ with ray_session(ClusterConfig(num_cpus=1), progress=False):
 """
 
 
-@pytest.mark.slow
 @pytest.mark.ray
 def test_every_server_of_a_local_run_listens_on_loopback_only():
     result = subprocess.run(

@@ -77,10 +77,10 @@ def test_rewrite_survives_a_killed_engine_actor(ray_local, news, tmp_path):
     config = make_config({"news": SourceConfig(paths=[str(news)])}, stages=("ingest", "rewrite"))
     config.model = local_model_config()
     config.rewrite.styles = ["summary"]
-    config.rewrite.max_docs_per_source = 6
+    config.rewrite.max_docs_per_source = 4
     config.rewrite.max_chunks_per_doc = 1
     config.rewrite.max_chunk_tokens = 128
-    config.rewrite.sampling.max_tokens = 48
+    config.rewrite.sampling.max_tokens = 32
     config.rewrite.sampling.temperature = 0.0  # greedy: the retried batch must match the clean one
     config.rewrite.model_cache = str(ROOT / ".cache" / "models")
     config.rewrite.cache_dir = str(tmp_path / "clean-cache")

@@ -70,7 +70,6 @@ def test_planted_duplicates_are_found_and_accounted_for(planted, planted_run):
     assert stats.extra["cluster_size_histogram"]["exact"] == {"2": 2, "3-4": 1}
 
 
-@pytest.mark.slow
 def test_distributed_components_and_signature_verify_agree(planted_run, planted, tmp_path):
     """Above `local_components_max_edges` the star rounds on Ray Data find the components;
     `verify=estimate` trusts the signatures. On clear-cut plants both match the default run."""
@@ -99,7 +98,6 @@ def test_dedup_of_the_output_finds_nothing_more(planted_run, tmp_path):
     assert stats.dropped == {} and stats.rows_out == len(unique)
 
 
-@pytest.mark.slow
 def test_partial_duplicates_can_be_removed(ray_local, planted, tmp_path):
     run_dir, stats = run(tmp_path, planted["path"], containment_action="remove")
     dropped = {r["doc_id"]: r for r in rows(run_dir / "quarantine" / "dedup")}
@@ -108,7 +106,6 @@ def test_partial_duplicates_can_be_removed(ray_local, planted, tmp_path):
     assert stats.rows_in == stats.rows_out + stats.rows_dropped
 
 
-@pytest.mark.slow
 def test_a_corpus_of_identical_documents_keeps_one(ray_local, tmp_path):
     path = write_jsonl(
         tmp_path / "same.jsonl", [{"id": f"d{i}", "text": "same words here"} for i in range(6)]
@@ -118,14 +115,12 @@ def test_a_corpus_of_identical_documents_keeps_one(ray_local, tmp_path):
     assert rows(run_dir / "dedup" / "data")[0]["doc_id"] == "web/d0"
 
 
-@pytest.mark.slow
 def test_a_single_document_passes_through(ray_local, tmp_path):
     path = write_jsonl(tmp_path / "one.jsonl", [{"id": "only", "text": "a lone document"}])
     _, stats = run(tmp_path, path, run_name="one")
     assert stats.rows_in == 1 and stats.rows_out == 1 and stats.dropped == {}
 
 
-@pytest.mark.slow
 def test_no_documents_at_all(ray_local, tmp_path):
     path = write_jsonl(tmp_path / "bad.jsonl", [b"not json", b"{}"])
     _, stats = run(tmp_path, path, run_name="empty")

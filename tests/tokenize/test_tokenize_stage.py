@@ -27,8 +27,6 @@ from pipeline.tokenize.stage import TokenizeStage
 from pipeline.tokenize.steps import encode
 from pipeline.tokenize.tokenizers import TokenizerSpec, load_tokenizer
 
-pytestmark = pytest.mark.slow  # each run starts Ray Data pipelines: ~10-30 s on 2 cores
-
 WORDS = [
     "the",
     "a",
