@@ -9,8 +9,6 @@ SAMPLE := data/sample/manifest.json
 MODEL_CACHE := $(CURDIR)/.cache/models
 MODEL := $(MODEL_CACHE)/smollm2-135m-instruct-moe-e4-top2/build_info.json
 export RAY_AUTH_MODE ?= disabled
-# tests/models/test_build.py checks the model built here instead of building its own (~1 min).
-export PIPELINE_TEST_MODEL_CACHE ?= $(MODEL_CACHE)
 
 .PHONY: demo test test-fast test-all bench lint format setup data model clean docs
 
@@ -22,14 +20,14 @@ demo: $(STAMP) $(SAMPLE)
 
 # Test tiers (README, Development). The local model is built first, so no test skips for
 # want of it. test: what CI runs (.ci/run); every test but those marked slow, which repeat
-# with the real model or a real cluster what a cheaper test covers (~6 min on 2 cores).
-# test-fast: no Ray, no vLLM, no fault injection, no commands in a subprocess (under a
-# minute). test-all: every test.
+# with the real model or a real cluster what a cheaper test covers (6.5 min on 2 cores).
+# test-fast: no Ray, no vLLM, no fault injection, no commands in a subprocess; one pytest
+# worker per core (40 s on 2). test-all: every test (about 16.5 min).
 test: $(STAMP) $(SAMPLE) $(MODEL)
 	$(PY) -m pytest -m "not slow"
 
 test-fast: $(STAMP) $(SAMPLE) $(MODEL)
-	$(PY) -m pytest -m "not ray and not vllm and not faults and not cli and not slow"
+	$(PY) -m pytest -n auto -m "not ray and not vllm and not faults and not cli and not slow"
 
 test-all: $(STAMP) $(SAMPLE) $(MODEL)
 	$(PY) -m pytest

@@ -1,8 +1,9 @@
 """The built local MoE: Mixtral layout on disk, and greedy outputs equal to the dense model's.
 
-Builds SmolLM2 + its E4 top-2 upcycle once per module into a temporary cache (~25 s), or reuses
-the cache named by PIPELINE_TEST_MODEL_CACHE (the Makefile's test targets name .cache/models,
-which they build first). vLLM runs in a subprocess: it needs a
+Checks the SmolLM2 E4 top-2 upcycle in .cache/models, the one the rewrite stage uses: the
+Makefile's test targets build it first (jobs/build_model.py), and this module builds it there if
+it is missing (~25 s). PIPELINE_TEST_MODEL_CACHE=<an empty directory> tests a build from
+scratch instead. vLLM runs in a subprocess: it needs a
 `__main__` guard and its environment set before it is first imported.
 
     pytest tests/models/test_build.py -s           # -s prints the timings
@@ -41,13 +42,12 @@ NEW_TOKENS = 24
 
 
 @pytest.fixture(scope="module")
-def cache_root(tmp_path_factory) -> Path:
+def cache_root() -> Path:
     try:
         find_gguf()
     except ModelSourceError as e:
         pytest.skip(str(e))
-    reuse = os.environ.get("PIPELINE_TEST_MODEL_CACHE")
-    root = Path(reuse) if reuse else tmp_path_factory.mktemp("models")
+    root = Path(os.environ.get("PIPELINE_TEST_MODEL_CACHE") or ROOT / ".cache" / "models")
     start = time.perf_counter()
     ensure_local_moe(root, num_experts=4, top_k=2)
     print(f"\nbuild (or cache hit): {time.perf_counter() - start:.1f} s in {root}")
