@@ -1,7 +1,7 @@
 """What a stage is to the runner: a name, the config it depends on, and `run` -> stats.
 
 A stage reads its input from the previous stage's data directory (or the sources), writes its
-output through `pipeline.io.sink.AccountingSink`, and returns `StageStats`. The runner does
+output through `pipeline.plumbing.sink.AccountingSink`, and returns `StageStats`. The runner does
 the rest: timing, the accounting check, stats files, completion markers and resume.
 
 Run-directory layout, one place for every stage:

@@ -14,7 +14,7 @@ from conftest import make_config, write_jsonl
 from pipeline import runner
 from pipeline import schema as S
 from pipeline.config import SourceConfig
-from pipeline.io.atomic import atomic_write_json
+from pipeline.plumbing.atomic import atomic_write_json
 from pipeline.rewrite.prompts import get_template
 from pipeline.stage import DOCS, REWRITES, RunContext
 from pipeline.stats import StageStats

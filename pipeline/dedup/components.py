@@ -39,7 +39,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as csgraph_components
 
 from pipeline import schema as S
-from pipeline.io.sink import AccountingSink, SinkResult
+from pipeline.plumbing.sink import AccountingSink, SinkResult
 from pipeline.ray_ops import count_rows, read_parts, shuffle_partitions, write_parts
 
 SRC, DST, CHANGES = "src", "dst", "changes"

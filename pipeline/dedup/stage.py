@@ -60,7 +60,7 @@ from pipeline.dedup.workfiles import (
     write_partitioned,
     write_table,
 )
-from pipeline.io.sink import AccountingSink, SinkResult, combine_results
+from pipeline.plumbing.sink import AccountingSink, SinkResult, combine_results
 from pipeline.ray_ops import shuffle_partitions
 from pipeline.similarity.lsh import optimal_bands
 from pipeline.stage import DOCS, RunContext, Stage

@@ -35,9 +35,9 @@ import pyarrow.parquet as pq
 import ray
 
 from pipeline import schema as S
-from pipeline.io.atomic import atomic_path
 from pipeline.io.readers import Reason
-from pipeline.io.sink import PARQUET_OPTIONS
+from pipeline.plumbing.atomic import atomic_path
+from pipeline.plumbing.sink import PARQUET_OPTIONS
 
 PART = "part"
 FIRST_PATH = "first_path"

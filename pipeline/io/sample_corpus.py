@@ -38,8 +38,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from pipeline.io.atomic import atomic_path, atomic_write_json
 from pipeline.io.wikitext import wikitext_to_plain
+from pipeline.plumbing.atomic import atomic_path, atomic_write_json
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1

@@ -22,11 +22,11 @@ import ray
 
 from pipeline import schema as S
 from pipeline.config import CorpusConfig
-from pipeline.io.atomic import atomic_write_json
 from pipeline.io.duplicates import settle_duplicate_ids
 from pipeline.io.ingest import FileIngest, FileTask, plan_files
 from pipeline.io.readers import Reason
-from pipeline.io.sink import AccountingSink
+from pipeline.plumbing.atomic import atomic_write_json
+from pipeline.plumbing.sink import AccountingSink
 from pipeline.stage import DOCS, RunContext, Stage
 from pipeline.stats import StageStats, merge_counts
 

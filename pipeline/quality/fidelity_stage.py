@@ -24,7 +24,7 @@ from pathlib import Path
 import ray
 
 from pipeline import schema as S
-from pipeline.io.sink import AccountingSink
+from pipeline.plumbing.sink import AccountingSink
 from pipeline.quality import rewrite_dedup as D
 from pipeline.quality.fidelity import SCORED_SCHEMA, fidelity_rules, score_rewrites
 from pipeline.quality.histograms import score_stats

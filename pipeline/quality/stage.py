@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import schema as S
-from pipeline.io.sink import AccountingSink
+from pipeline.plumbing.sink import AccountingSink
 from pipeline.quality.histograms import score_stats
 from pipeline.quality.rules import quality_rules
 from pipeline.quality.scoring import score_documents

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import schema as S
-from pipeline.io.atomic import commit, temp_path
+from pipeline.plumbing.atomic import commit, temp_path
 
 ATTEMPTS_DIR = "attempts"  # under the stage's quarantine: quarantine/rewrite/attempts/
 ATTEMPTS_SCHEMA = pa.schema(

@@ -31,8 +31,8 @@ import ray
 
 from pipeline import schema as S
 from pipeline.config import Config
-from pipeline.io.atomic import atomic_write_json
-from pipeline.io.sink import AccountingSink
+from pipeline.plumbing.atomic import atomic_write_json
+from pipeline.plumbing.sink import AccountingSink
 from pipeline.ray_ops import engine_actor_args, parquet_parts, read_parts, sum_column
 from pipeline.rewrite.attempts import ATTEMPTS_DIR, AttemptCounts, set_aside
 from pipeline.stage import DOCS, REWRITES, RunContext, Stage

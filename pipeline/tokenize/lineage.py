@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import schema as S
-from pipeline.io.atomic import commit, temp_path
+from pipeline.plumbing.atomic import commit, temp_path
 from pipeline.tokenize.manifest import ManifestError
 from pipeline.tokenize.mixing import PARENT_ID
 from pipeline.tokenize.shards import SHARD_SUFFIX, sha256_file

@@ -31,7 +31,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline import schema as S
-from pipeline.io.atomic import atomic_write_text
+from pipeline.plumbing.atomic import atomic_write_text
 from pipeline.tokenize.shards import SHARD_SUFFIX, SPLITS, ShardInfo, sha256_file
 
 FORMAT_VERSION = 1

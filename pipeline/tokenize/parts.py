@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline import schema as S
-from pipeline.io.atomic import temp_path
+from pipeline.plumbing.atomic import temp_path
 from pipeline.tokenize.batches import (
     META_COLUMNS,
     QUARANTINE_KEPT_SCHEMA,

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schema as S
-from pipeline.io.atomic import commit, temp_path
+from pipeline.plumbing.atomic import commit, temp_path
 
 TRAIN = "train"
 HELDOUT = "heldout"

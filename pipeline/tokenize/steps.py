@@ -20,7 +20,7 @@ import pyarrow as pa
 import ray
 
 from pipeline import schema as S
-from pipeline.io.sink import AccountingSink
+from pipeline.plumbing.sink import AccountingSink
 from pipeline.tokenize import batches as B
 from pipeline.tokenize import parts as P
 from pipeline.tokenize.inputs import plan_items

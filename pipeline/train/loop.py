@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from pipeline.io.atomic import atomic_write_text
+from pipeline.plumbing.atomic import atomic_write_text
 from pipeline.schema import KIND_RAW, KIND_REWRITE
 from pipeline.train import checkpoint as C
 from pipeline.train import model as M

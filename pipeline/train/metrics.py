@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.io.atomic import atomic_write_text
+from pipeline.plumbing.atomic import atomic_write_text
 
 
 class MetricsLog:

@@ -25,7 +25,7 @@ from ray.data.block import BlockAccessor
 from ray.data.datasource.datasink import WriteResult
 
 from pipeline import schema as S
-from pipeline.io.atomic import commit, temp_path
+from pipeline.plumbing.atomic import commit, temp_path
 from pipeline.stats import merge_counts
 
 # zstd: stage outputs are mostly text; it halves Parquet's default (snappy) size at little cost.
