@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.quality.config import FidelityConfig  # noqa: E402
+from pipeline.config.fidelity import FidelityConfig  # noqa: E402
 from pipeline.quality.fidelity_eval import (  # noqa: E402
     FAITHFUL,
     GOALS,

@@ -45,7 +45,7 @@ Where the definitions differ (what each row leaves out):
   lines hold < 30% of its characters (`c4_line_filter`) or > 10% of whose lines are JavaScript
   or policy notices (`c4_javascript_lines`, `c4_policy_lines`). Project-only rules, left out.
   For the same reason the project's FineWeb rules read the original text, not C4's edit.
-- two rules defined apart on purpose (pipeline/quality/config.py says why at each threshold),
+- two rules defined apart on purpose (pipeline/config/quality.py says why at each threshold),
   shown rule by rule and left out of the overall row: Gopher's share of words with a letter
   (`gopher_non_alpha_words`) is over words, where DataTrove divides by every token, punctuation
   included; FineWeb's line end (`fineweb_line_punct`) may be a terminal mark inside closing
@@ -82,7 +82,7 @@ import pyarrow.parquet as pq
 from bench.dedup import Table, one_core, read_sample, start_ray, write_json
 from pipeline import schema as S
 from pipeline.config import ClusterConfig, Config, CorpusConfig, RunConfig, SourceConfig
-from pipeline.quality.config import QualityConfig
+from pipeline.config.quality import QualityConfig
 from pipeline.quality.rules import quality_rules
 from pipeline.quality.scoring import score_documents
 from pipeline.quality.stage import QualityStage
@@ -114,7 +114,7 @@ SAME_RULE = {
     "c4_curly_brace": "c4_curly_brace@paper",
     "c4_too_few_sentences": "c4_too_few_sentences@paper",
 }  # fmt: skip
-DEFINED_APART = {  # pipeline/quality/config.py says why, at the threshold
+DEFINED_APART = {  # pipeline/config/quality.py says why, at the threshold
     "gopher_non_alpha_words": "gopher_non_alpha_words",  # a share of words, not of all tokens
     "fineweb_line_punct": "fineweb_line_punct",  # a mark inside closing quotes ends a line
 }

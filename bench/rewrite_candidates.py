@@ -62,7 +62,7 @@ def main() -> None:
     from bench_prompts import VARIANTS, build
 
     from pipeline import schema as S
-    from pipeline.quality.config import FidelityConfig
+    from pipeline.config.fidelity import FidelityConfig
     from pipeline.quality.fidelity import failing_rules, fidelity_rules, fidelity_scores
     from pipeline.rewrite.chunking import chunk_document
     from pipeline.rewrite.postprocess import clean_generation

@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.config import ConfigError, to_config
-from pipeline.train.config import train_problems
+from pipeline.config.train import train_problems
 
 log = logging.getLogger("pipeline.train")
 

@@ -29,7 +29,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from pipeline import schema as S
-from pipeline.rewrite.config import PromptConfig, builtin_prompts
+from pipeline.config.prompts import PromptConfig, builtin_prompts
 from pipeline.rewrite.prompts import PromptTemplate, build_messages, get_template
 from pipeline.tokenize.lineage import read_lineage
 from pipeline.tokenize.manifest import read_manifest

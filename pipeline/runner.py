@@ -22,7 +22,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from pipeline.cluster import ray_session
-from pipeline.config import Config, validate
+from pipeline.config import Config, ConfigError, validate
 from pipeline.console import heartbeat, piped
 from pipeline.dedup.stage import DedupStage
 from pipeline.io.stage import IngestStage
@@ -72,6 +72,9 @@ class RunSummary:
 
 def run_pipeline(config: Config, run_dir: Path) -> RunSummary:
     validate(config, tuple(STAGES))
+    problems = [p for name in config.run.stages for p in STAGES[name].check(config)]
+    if problems:
+        raise ConfigError("\n".join(problems))
     run_dir.mkdir(parents=True, exist_ok=True)
     # One run per directory: a second one refuses (RunLocked) before it writes anything.
     with run_lock(run_dir):

@@ -76,6 +76,12 @@ class Stage(ABC):
     def __init__(self, config: Config):
         self.config = config
 
+    @classmethod
+    def check(cls, config: Config) -> list[str]:
+        """'key: problem' lines for what only this stage's code can tell (a tokenizer file);
+        the runner asks every stage in run.stages before any work, after `validate`."""
+        return []
+
     @abstractmethod
     def settings(self) -> Any:
         """The config this stage's output depends on; a change reruns the stage."""

@@ -226,7 +226,7 @@ def preset_arithmetic(
         problems.append("model.engine.max_num_seqs: not set; a GPU preset sizes its batch")
     s = model.sizing
     if s is None:
-        problems.append("model.sizing: a GPU preset needs one (pipeline/config.py PresetSizing)")
+        problems.append("model.sizing: a GPU preset needs one (pipeline/config/model.py)")
         return report
     sizing_problems = _sizing_problems(s)
     if sizing_problems:

@@ -1,6 +1,6 @@
 """Character classes of the quality rules, as one flag table the numba kernels index by code point.
 
-The rules are the ones DataTrove implements (pipeline/quality/config.py names the papers), so the
+The rules are the ones DataTrove implements (pipeline/config/quality.py names the papers), so the
 classes are DataTrove's and those of the word splitter its English filters use (spaCy's blank
 "en" tokenizer and sentencizer), written out here: neither is a dependency.
 

@@ -11,7 +11,7 @@ drawn again instead of costing its document.
 
 from __future__ import annotations
 
-from pipeline.quality.config import FidelityConfig
+from pipeline.config.fidelity import FidelityConfig
 from pipeline.quality.fidelity import failing_rules, fidelity_rules, fidelity_scores
 from pipeline.quality.rules import Rule
 

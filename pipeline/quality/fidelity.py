@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from pipeline import schema as S
 from pipeline.config import ShingleConfig
-from pipeline.quality.config import FidelityConfig
+from pipeline.config.fidelity import FidelityConfig
 from pipeline.quality.repetition import dup_ngram_char_frac
 from pipeline.quality.rules import Rule, bounded, failing_rules
 from pipeline.rewrite.postprocess import REFUSAL, clean_generation

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.quality.config import FidelityConfig
+from pipeline.config.fidelity import FidelityConfig
 from pipeline.quality.fidelity import fidelity_rules, fidelity_scores
 from pipeline.quality.rules import failing_rules
 

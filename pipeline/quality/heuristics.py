@@ -2,7 +2,7 @@
 
 The counts come from one numba pass (pipeline/quality/textstats.py); this module divides them
 into the score columns of pipeline/schema.py, with numpy over the whole batch. Thresholds live
-in pipeline/quality/config.py and the decisions in rules.py.
+in pipeline/config/quality.py and the decisions in rules.py.
 
 The definitions are DataTrove's (its GopherQualityFilter, GopherRepetitionFilter,
 C4QualityFilter and FineWebQualityFilter, English), the implementations most users compare
@@ -31,8 +31,8 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline import schema as S
+from pipeline.config.quality import QualityConfig
 from pipeline.quality import textstats as T
-from pipeline.quality.config import QualityConfig
 
 
 def params_for(cfg: QualityConfig) -> T.TextStatsParams:

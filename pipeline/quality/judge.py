@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schema as S
-from pipeline.quality.config import JudgeConfig
+from pipeline.config.fidelity import JudgeConfig
 
 JUDGE_REJECTED = "judge_rejected"
 VERDICT_SCHEMA: dict[str, Any] = {

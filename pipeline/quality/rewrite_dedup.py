@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from pipeline import schema as S
 from pipeline.config import ShingleConfig
-from pipeline.quality.config import RewriteDedupConfig
+from pipeline.config.fidelity import RewriteDedupConfig
 from pipeline.similarity.buckets import BAND_KEYS, N_SHINGLES, bucket_runs
 from pipeline.similarity.lsh import band_keys, optimal_bands, run_pairs
 from pipeline.similarity.minhash import minhash_signatures
@@ -42,7 +42,7 @@ RANK = "rank"
 REWRITE_SHINGLES = "rewrite_shingles"
 SOURCE_SHINGLES = "source_shingles"
 _SOURCE_SALT = np.uint64(0xA5A5_5A5A_C3C3_3C3C)
-# The dedup stage weights false negatives 0.95 (pipeline/config.py DedupConfig): same here.
+# The dedup stage weights false negatives 0.95 (pipeline/config/dedup.py DedupConfig): same here.
 _FP_WEIGHT, _FN_WEIGHT = 0.05, 0.95
 
 FEATURES_SCHEMA = pa.schema(

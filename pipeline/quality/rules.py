@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline import schema as S
-from pipeline.quality.config import QualityConfig
+from pipeline.config.quality import QualityConfig
 
 
 @dataclass(frozen=True)

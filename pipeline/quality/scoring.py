@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline import schema as S
-from pipeline.quality.config import QualityConfig
+from pipeline.config.quality import QualityConfig
 from pipeline.quality.heuristics import params_for, quality_scores
 from pipeline.quality.language import identify
 from pipeline.quality.rules import Rule, failing_rules, quality_rules, skipped

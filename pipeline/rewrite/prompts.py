@@ -1,7 +1,7 @@
 """Prompt templates for the rewriter, and the chat messages built from them.
 
 The templates are data: YAML entries of the Hydra group conf/prompts/, typed as
-`rewrite.prompts` (pipeline/rewrite/config.py). `get_template` resolves one into a frozen
+`rewrite.prompts` (pipeline/config/prompts.py). `get_template` resolves one into a frozen
 `PromptTemplate`: a fixed instruction (the system message, identical for every chunk so an
 engine with prefix caching computes it once), optional few-shot examples (earlier user and
 assistant turns, also identical for every chunk), then the chunk in a shared user-message frame.
@@ -22,7 +22,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pipeline.rewrite.config import PromptConfig, builtin_prompts
+from pipeline.config.prompts import PromptConfig, builtin_prompts
 
 # The user-message frame, around every chunk and every few-shot example's text. It is part of
 # the prompt text, hence of the content hash and of the generation cache key.

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import ray
 
 from pipeline import schema as S
-from pipeline.tokenize.config import ShardsConfig
+from pipeline.config.shards import ShardsConfig
 from pipeline.tokenize.mixing import (
     EMPTY,
     HELDOUT_KEY,

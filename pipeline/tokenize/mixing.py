@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline import schema as S
-from pipeline.tokenize.config import ShardsConfig
+from pipeline.config.shards import ShardsConfig
 from pipeline.tokenize.shards import HELDOUT, SPLITS, TRAIN, shard_file_name, shard_starts
 
 # Per-row keys computed by the tokenizing workers (63-bit, so they fit int64).

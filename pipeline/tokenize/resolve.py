@@ -17,7 +17,7 @@ from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.tokenize.config import TokenizerConfig
+from pipeline.config.tokenizer import TokenizerConfig
 from pipeline.tokenize.tokenizers import (
     HF,
     HF_CONFIG_FILE,

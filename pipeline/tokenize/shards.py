@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schema as S
+from pipeline.config.shards import MAX_SHARD_TOKENS
 from pipeline.plumbing.atomic import commit, temp_path
 
 TRAIN = "train"
@@ -40,8 +41,6 @@ SPLIT_PREFIX = {TRAIN: "shard", HELDOUT: "heldout"}
 SHARD_SUFFIX = ".arrow"
 # uint16 holds ids 0..65535: a vocabulary of up to 65536 entries.
 UINT16_VOCAB_LIMIT = 1 << 16
-# `tokens` is a list<...> with int32 offsets: one shard holds fewer than 2**31 tokens.
-MAX_SHARD_TOKENS = (1 << 31) - 1
 _STRING_COLUMNS = (S.DOC_ID, S.SOURCE, S.KIND, S.STYLE)
 
 

@@ -30,6 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from pipeline import schema as S
+from pipeline.config import Config
 from pipeline.ray_ops import count_rows, parquet_parts
 from pipeline.stage import DOCS, REWRITES, SHARDS, RunContext, Stage
 from pipeline.stats import StageStats, StepTimer
@@ -51,6 +52,7 @@ from pipeline.tokenize.shards import (
 from pipeline.tokenize.steps import encode, write_quarantine, write_shards
 from pipeline.tokenize.tokenizers import (
     SENTENCEPIECE,
+    TokenizerError,
     TokenizerSpec,
     load_tokenizer,
     read_path,
@@ -66,6 +68,18 @@ class TokenizeStage(Stage):
     produces = SHARDS
     # uint16 tokens shown; list<uint32> when the vocabulary has more than 65536 entries.
     output_schema = S.token_shard_schema("uint16")
+
+    @classmethod
+    def check(cls, config: Config) -> list[str]:
+        """A tokenizer file given by path must exist (read_path knows `package:` paths)."""
+        t = config.tokenizer
+        if t.kind == "model" or t.train or not t.path:
+            return []
+        try:
+            read_path(t.path)
+        except TokenizerError as err:
+            return [f"tokenizer.path: {err}"]
+        return []
 
     def settings(self):
         t = self.config.tokenizer

@@ -26,11 +26,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from pipeline.config.train import TrainConfig
 from pipeline.plumbing.atomic import atomic_write_text
 from pipeline.schema import KIND_RAW, KIND_REWRITE
 from pipeline.train import checkpoint as C
 from pipeline.train import model as M
-from pipeline.train.config import TrainConfig
 from pipeline.train.dataset import TokenShardDataset, TokenShardLoader, with_dense_boundaries
 from pipeline.train.metrics import MetricsLog
 from pipeline.train.packing import PAD_SEGMENT

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from pipeline.train.config import TinyModelConfig
+from pipeline.config.train import TinyModelConfig
 from pipeline.train.packing import IGNORE_INDEX, target_labels
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}

@@ -13,8 +13,8 @@ from conftest import write_jsonl
 from quality_fixtures import ROOT, sample_texts
 
 from pipeline import schema as S
+from pipeline.config.quality import QualityConfig
 from pipeline.quality.classifier import load_classifier, split_rows
-from pipeline.quality.config import QualityConfig
 from pipeline.quality.rules import quality_rules
 from pipeline.quality.scoring import decide, document_scores
 

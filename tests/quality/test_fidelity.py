@@ -10,7 +10,7 @@ import pytest
 from quality_fixtures import faithful_rewrites, recorded_pairs, rewrite_row
 
 from pipeline import schema as S
-from pipeline.quality.config import FidelityConfig
+from pipeline.config.fidelity import FidelityConfig
 from pipeline.quality.fidelity import (
     compression_ratio,
     copied_ngram_ratio,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.quality.config import FidelityConfig
+from pipeline.config.fidelity import FidelityConfig
 from pipeline.quality.fidelity_eval import (
     FAITHFUL,
     GOALS,

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from quality_fixtures import ROOT, recorded_pairs, sample_text
 
 from pipeline import schema as S
-from pipeline.quality.config import QualityConfig
+from pipeline.config.quality import QualityConfig
 from pipeline.quality.rules import quality_rules
 from pipeline.quality.scoring import decide, document_scores
 

@@ -7,7 +7,8 @@ from conftest import ROOT
 from hydra import compose, initialize_config_dir
 
 from pipeline.config import ConfigError, to_config, validate
-from pipeline.quality.config import FidelityConfig, QualityConfig, filter_problems
+from pipeline.config.fidelity import FidelityConfig, fidelity_problems
+from pipeline.config.quality import QualityConfig, quality_problems
 from pipeline.quality.fidelity import fidelity_rules
 from pipeline.quality.rules import quality_rules, skipped
 
@@ -83,4 +84,4 @@ def test_wrong_values_name_their_key(override, message):
 
 
 def test_defaults_have_no_problems():
-    assert filter_problems(QualityConfig(), FidelityConfig()) == []
+    assert quality_problems(QualityConfig()) + fidelity_problems(FidelityConfig()) == []

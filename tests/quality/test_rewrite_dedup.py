@@ -6,8 +6,8 @@ import pyarrow as pa
 from quality_fixtures import faithful_rewrites, recorded_pairs, sample_text
 
 from pipeline import schema as S
+from pipeline.config.fidelity import RewriteDedupConfig
 from pipeline.quality import rewrite_dedup as D
-from pipeline.quality.config import RewriteDedupConfig
 from pipeline.quality.fidelity import SCORED_SCHEMA
 from pipeline.similarity.buckets import BAND_KEYS, explode
 

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import schema as S
+from pipeline.config.quality import QualityConfig
 from pipeline.quality import textstats as T
 from pipeline.quality.chars import char_flags
-from pipeline.quality.config import QualityConfig
 from pipeline.quality.language import identify
 from pipeline.quality.scoring import document_scores
 from pipeline.quality.words import tokenize, word_tables

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from pipeline.rewrite.config import BUILTIN_PROMPTS, PromptConfig, builtin_prompts, load_prompts
+from pipeline.config.prompts import BUILTIN_PROMPTS, PromptConfig, builtin_prompts, load_prompts
 from pipeline.rewrite.prompts import (
     CONTEXT_HEADER,
     TEXT_HEADER,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import schema as S
-from pipeline.tokenize.config import ShardsConfig
+from pipeline.config.shards import ShardsConfig
 from pipeline.tokenize.mixing import (
     EMPTY,
     HELDOUT_KEY,

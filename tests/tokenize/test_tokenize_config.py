@@ -7,7 +7,9 @@ from conftest import ROOT
 from hydra import compose, initialize_config_dir
 
 from pipeline.config import Config, ConfigError, to_config, validate
-from pipeline.tokenize.config import ShardsConfig, TokenizerConfig, tokenize_problems
+from pipeline.config.shards import ShardsConfig, tokenize_problems
+from pipeline.config.tokenizer import TokenizerConfig
+from pipeline.tokenize.stage import TokenizeStage
 
 
 @pytest.mark.parametrize(
@@ -42,7 +44,7 @@ def test_wrong_values_are_named_by_key(tmp_path):
     cfg.shards = ShardsConfig(
         target_tokens=0, min_tokens=-1, heldout_fraction=1.0, rewrite_share=1.5
     )
-    problems = "\n".join(tokenize_problems(cfg))
+    problems = "\n".join(tokenize_problems(cfg) + TokenizeStage.check(cfg))
     for key in (
         "tokenizer.path: ",
         "tokenizer.train_model_type",

@@ -10,7 +10,7 @@ from conftest import ROOT, local_model_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.tokenize.config import TokenizerConfig
+from pipeline.config.tokenizer import TokenizerConfig
 from pipeline.tokenize.resolve import resolve_spec, trained_spec
 from pipeline.tokenize.tokenizers import (
     TokenizerError,

@@ -10,8 +10,8 @@ from hydra import compose, initialize_config_dir
 from train_shards import make_learnable_docs, write_shard_dir
 
 from pipeline.config import ConfigError, to_config
+from pipeline.config.train import TinyModelConfig
 from pipeline.train.checkpoint import latest_checkpoint
-from pipeline.train.config import TinyModelConfig
 from pipeline.train.metrics import read_metrics
 from pipeline.train.ray_train import resolve_plan, run_training
 

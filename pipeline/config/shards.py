@@ -1,8 +1,6 @@
-"""Typed config of the tokenize stage: which tokenizer (`tokenizer.*`) and how the token
-shards are cut, split and mixed (`shards.*`). YAML presets: conf/tokenizer/, conf/shards/.
+"""The `shards` group (conf/shards/): how token shards are cut, held out and mixed; and the
+checks of both tokenize groups (`tokenizer.*`, `shards.*`).
 
-    python jobs/run.py tokenizer=mistral_v1            # the Mixtral-8x7B SentencePiece model
-    python jobs/run.py tokenizer.train=true            # a 4k BPE model trained on the corpus
     python jobs/run.py shards.rewrite_share=0.5        # WRAP's 1:1 raw:rewrite tokens
 """
 
@@ -11,47 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-TOKENIZER_KINDS = ("model", "sentencepiece", "hf")
-TRAIN_MODEL_TYPES = ("bpe", "unigram")
+from pipeline.config.tokenizer import TOKENIZER_KINDS, TRAIN_MODEL_TYPES, TokenizerConfig
 
-
-@dataclass
-class TokenizerConfig:
-    # "model": the target model preset's own tokenizer (model.tokenizer, else model.path; a
-    # folder's tokenizer.json); "sentencepiece": a .model file at `path`; "hf": a
-    # tokenizer.json (or a folder holding one) at `path`.
-    kind: str = "model"
-    # The tokenizer file for kind sentencepiece/hf; "package:<module>/<file>" names a file an
-    # installed package ships (conf/tokenizer/mistral_v1.yaml).
-    path: str | None = None
-    # Recorded in the manifest; null: the model preset's name, or the file name.
-    name: str | None = None
-    # One BOS before every document (Llama/Mistral pretraining layout) ...
-    add_bos: bool = True
-    # ... and one EOS after it, so a packed training sequence shows where documents end.
-    add_eos: bool = True
-    # BOS by its text; null: the tokenizer's own (the SentencePiece model's id, or the
-    # bos_token of tokenizer_config.json beside an HF tokenizer.json).
-    bos_token: str | None = None
-    # EOS by its text; null: the tokenizer's own (as bos_token).
-    eos_token: str | None = None
-    # Recorded in the manifest for the loader's padding; null: the tokenizer's own, if any.
-    pad_token: str | None = None
-    # Train a new SentencePiece model on the stage's input documents instead (kind and path
-    # are then ignored); stored in <run>/tokenize/tokenizer/ and recorded in the manifest.
-    train: bool = False
-    # 4k BPE: trains in well under a second on a few MB (../shared/FACTS.md) and still
-    # compresses English to ~4 characters a token; ids fit uint16.
-    train_vocab_size: int = 4096
-    # "bpe" or "unigram" (SentencePiece's two subword algorithms).
-    train_model_type: str = "bpe"
-    # Text fed to the trainer, at most (a deterministic sample of documents by row-id hash),
-    # held by the driver. Measured on one core: 2 MB of sample text train a 4k BPE model in
-    # 1.2 s, 8 MB in 2.7 s; 50 MB should take ~20 s.
-    train_max_bytes: int = 50_000_000
-    # Documents per tokenizer call in a worker: large enough to amortise the per-batch
-    # overhead, small enough that a batch of long documents stays a few MB.
-    batch_rows: int = 256
+# `tokens` is a list<...> with int32 offsets: one shard holds fewer than 2**31 tokens.
+MAX_SHARD_TOKENS = (1 << 31) - 1
 
 
 @dataclass
@@ -82,22 +43,13 @@ class ShardsConfig:
 
 def tokenize_problems(cfg: Any) -> list[str]:
     """'key: problem' strings for cfg.tokenizer and cfg.shards (empty when all is well)."""
-    from pipeline.tokenize.shards import MAX_SHARD_TOKENS
-    from pipeline.tokenize.tokenizers import TokenizerError, read_path
-
     t: TokenizerConfig = cfg.tokenizer
     s: ShardsConfig = cfg.shards
     problems = []
     if t.kind not in TOKENIZER_KINDS:
         problems.append(f"tokenizer.kind: {t.kind!r} not in {TOKENIZER_KINDS}")
-    elif t.kind != "model" and not t.train:
-        if not t.path:
-            problems.append(f"tokenizer.path: needed for tokenizer.kind={t.kind}")
-        else:
-            try:
-                read_path(t.path)
-            except TokenizerError as err:
-                problems.append(f"tokenizer.path: {err}")
+    elif t.kind != "model" and not t.train and not t.path:
+        problems.append(f"tokenizer.path: needed for tokenizer.kind={t.kind}")
     if t.train_model_type not in TRAIN_MODEL_TYPES:
         problems.append(
             f"tokenizer.train_model_type: {t.train_model_type!r} not in {TRAIN_MODEL_TYPES}"

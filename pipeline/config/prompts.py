@@ -1,4 +1,4 @@
-"""Typed prompt templates (`rewrite.prompts`, the Hydra group conf/prompts/) and their checks.
+"""The `prompts` group (conf/prompts/): typed rewrite templates (`rewrite.prompts`) and checks.
 
 A template is data: a YAML entry keyed by its style name, typed here, checked by
 `prompt_problems` when the job starts, rendered by pipeline/rewrite/prompts.py. The built-in

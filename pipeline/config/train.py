@@ -4,7 +4,7 @@ The model to train is the `model` group's preset (its `path`: `local:smollm2-moe
 local MoE) unless `train.init` names another checkpoint directory, or `tiny` (a small random
 Mixtral sized by `train.tiny`, for tests). Shards default to the run's tokenize output.
 
-    from pipeline.train.config import TrainConfig, train_problems
+    from pipeline.config.train import TrainConfig, train_problems
     problems = train_problems(cfg.train)   # ["train.optim.lr: must be positive, got 0", ...]
 """
 

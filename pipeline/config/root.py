@@ -1,0 +1,58 @@
+"""The job's whole configuration: one dataclass per Hydra group, registered in Hydra's
+ConfigStore so conf/config.yaml can name it first in its defaults list.
+
+    from pipeline.config import Config, to_config
+    cfg = to_config(dict_config)   # DictConfig -> Config
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.config.cluster import ClusterConfig
+from pipeline.config.corpus import CorpusConfig
+from pipeline.config.dedup import DedupConfig
+from pipeline.config.fidelity import FidelityConfig
+from pipeline.config.model import ModelConfig
+from pipeline.config.quality import QualityConfig
+from pipeline.config.rewrite import RewriteConfig
+from pipeline.config.run import RunConfig
+from pipeline.config.shards import ShardsConfig
+from pipeline.config.tokenizer import TokenizerConfig
+from pipeline.config.train import TrainConfig
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rewrite: RewriteConfig = field(default_factory=RewriteConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    shards: ShardsConfig = field(default_factory=ShardsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def register_configs() -> None:
+    """Register the schema so conf/config.yaml can name it first in its defaults list."""
+    ConfigStore.instance().store(name="base_config", node=Config)
+
+
+register_configs()
+
+
+def to_config(cfg: DictConfig | dict[str, Any]) -> Config:
+    """Resolve interpolations and turn a composed DictConfig into the typed Config."""
+    if isinstance(cfg, dict):
+        cfg = OmegaConf.create(cfg)
+    merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
+    OmegaConf.resolve(merged)
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
