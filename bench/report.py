@@ -37,8 +37,6 @@ BENCHES = [
 
 def run_bench(name: str, script: str, extra: list[str], work: Path) -> dict:
     out = work / f"{name}.json"
-    if name == "end_to_end" and (work / "rewrite.json").exists():
-        extra = [*extra, "--rewrite-json", str(work / "rewrite.json")]
     command = [sys.executable, script, "--json", str(out), *extra]
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
