@@ -89,7 +89,7 @@ from pipeline.config import (
 from pipeline.dedup.candidates import anchor_candidates
 from pipeline.dedup.keys import document_keys
 from pipeline.dedup.stage import resolve_bands
-from pipeline.io.ingest import FileIngest, plan_files
+from pipeline.ingest.files import FileIngest, plan_files
 from pipeline.similarity.lsh import band_keys, candidate_pairs, optimal_bands
 from pipeline.similarity.minhash import minhash_signatures
 from pipeline.similarity.sets import containment, jaccard

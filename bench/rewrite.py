@@ -155,7 +155,7 @@ def write_workload(n_docs: int, path: Path) -> Path:
 def ingested_docs(config) -> list[dict]:
     """The documents exactly as the ingest stage writes them (same reader, same normalisation)."""
     from pipeline import schema as S
-    from pipeline.io.ingest import FileIngest, plan_files
+    from pipeline.ingest.files import FileIngest, plan_files
 
     docs = []
     for task in plan_files(config.corpus):

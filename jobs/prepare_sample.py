@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from pipeline.io.sample_corpus import SampleCorpusError, build_sample_corpus
+# jobs/ is not an installed package: run as a script, the repository root is not on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jobs.sample.corpus import SampleCorpusError, build_sample_corpus
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

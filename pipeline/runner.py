@@ -25,7 +25,7 @@ from pipeline.cluster import ray_session
 from pipeline.config import Config, ConfigError, validate
 from pipeline.console import heartbeat, piped
 from pipeline.dedup.stage import DedupStage
-from pipeline.io.stage import IngestStage
+from pipeline.ingest.stage import IngestStage
 from pipeline.plumbing.atomic import atomic_write_json, atomic_write_text
 from pipeline.quality.fidelity_stage import FidelityStage
 from pipeline.quality.stage import QualityStage

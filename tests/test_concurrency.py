@@ -16,7 +16,7 @@ from conftest import ROOT, make_config, write_jsonl
 
 from pipeline import runner
 from pipeline.config import SourceConfig
-from pipeline.io.stage import IngestStage
+from pipeline.ingest.stage import IngestStage
 from pipeline.runlock import LOCK_NAME, RunLocked, run_lock
 
 HOLDER = """

@@ -23,9 +23,9 @@ from hostile_corpus import KEPT, build, jl
 from pipeline import runner
 from pipeline import schema as S
 from pipeline.config import CorpusConfig, SourceConfig
-from pipeline.io import compression
-from pipeline.io.ingest import FileIngest, plan_files
-from pipeline.io.readers import Reason
+from pipeline.ingest import compression
+from pipeline.ingest.files import FileIngest, plan_files
+from pipeline.ingest.readers import Reason
 
 REASONS = {v for k, v in vars(Reason).items() if k.isupper()}
 # Kinds decided after all files are read (doc ids) or when planning (which files): the

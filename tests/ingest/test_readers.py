@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from pipeline.io.readers import Reason, Record, format_of, read_file
+from pipeline.ingest.readers import Reason, Record, format_of, read_file
 
 MAX = 10_000
 

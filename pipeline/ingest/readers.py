@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.io.compression import (
+from pipeline.ingest.compression import (
     CorruptArchive,
     TruncatedArchive,
     compression_of,
@@ -53,7 +53,7 @@ class Reason:
     CORRUPT_ARCHIVE = "corrupt_archive"
     UNREADABLE_FILE = "unreadable_file"
     UNKNOWN_FORMAT = "unknown_format"
-    DUPLICATE_ID = "duplicate_id"  # set by pipeline.io.duplicates, after all files are read
+    DUPLICATE_ID = "duplicate_id"  # set by pipeline.ingest.duplicate_ids, after all files are read
 
 
 @dataclass(frozen=True, slots=True)

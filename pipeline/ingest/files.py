@@ -1,6 +1,6 @@
 """Ingest core: expand the configured sources into files, and one file into Arrow batches.
 
-Pure Python and Arrow, no Ray: `pipeline.io.stage` runs `FileIngest` once per file in Ray
+Pure Python and Arrow, no Ray: `pipeline.ingest.stage` runs `FileIngest` once per file in Ray
 tasks. Each batch has the documents schema plus the drop columns (schema.INGEST_SCHEMA):
 rows with a reason are quarantined by the sink, the rest become documents.
 
@@ -26,8 +26,8 @@ import pyarrow as pa
 
 from pipeline import schema as S
 from pipeline.config import CorpusConfig
-from pipeline.io.normalize import normalize_text
-from pipeline.io.readers import Reason, Record, read_file
+from pipeline.ingest.normalize import normalize_text
+from pipeline.ingest.readers import Reason, Record, read_file
 
 
 @dataclass(frozen=True)

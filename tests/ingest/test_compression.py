@@ -12,7 +12,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.io.compression import (
+from pipeline.ingest.compression import (
     CorruptArchive,
     TruncatedArchive,
     compression_of,

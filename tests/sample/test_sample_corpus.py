@@ -1,4 +1,4 @@
-"""Tests for pipeline.io.sample_corpus: the real corpus built once from cached archives."""
+"""Tests for jobs.sample.corpus: the real corpus built once from cached archives."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from pipeline.io.sample_corpus import (
+from jobs.sample.corpus import (
     GENSIM,
     MANIFEST_NAME,
     SHAKESPEARE,

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import schema as S
-from pipeline.io.duplicates import (
+from pipeline.ingest.duplicate_ids import (
     FIRST_LOCATION,
     FIRST_PATH,
     PART,
@@ -16,7 +16,7 @@ from pipeline.io.duplicates import (
     settle_duplicate_ids,
     split_part,
 )
-from pipeline.io.readers import Reason
+from pipeline.ingest.readers import Reason
 
 
 def keys(*rows: tuple) -> pa.Table:

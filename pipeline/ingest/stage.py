@@ -22,9 +22,9 @@ import ray
 
 from pipeline import schema as S
 from pipeline.config import CorpusConfig
-from pipeline.io.duplicates import settle_duplicate_ids
-from pipeline.io.ingest import FileIngest, FileTask, plan_files
-from pipeline.io.readers import Reason
+from pipeline.ingest.duplicate_ids import settle_duplicate_ids
+from pipeline.ingest.files import FileIngest, FileTask, plan_files
+from pipeline.ingest.readers import Reason
 from pipeline.plumbing.atomic import atomic_write_json
 from pipeline.plumbing.sink import AccountingSink
 from pipeline.stage import DOCS, RunContext, Stage

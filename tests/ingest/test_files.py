@@ -13,8 +13,8 @@ import pytest
 
 from pipeline import schema as S
 from pipeline.config import CorpusConfig, NormalizeConfig, SourceConfig
-from pipeline.io.ingest import FileIngest, FileTask, content_id, plan_files
-from pipeline.io.readers import Reason
+from pipeline.ingest.files import FileIngest, FileTask, content_id, plan_files
+from pipeline.ingest.readers import Reason
 
 # content_id("hello world"): pinned so that a change of hash function or digest size, which
 # would silently change every doc_id of every earlier run, fails here.

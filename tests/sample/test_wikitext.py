@@ -1,4 +1,4 @@
-"""Tests for pipeline.io.wikitext: each construct on a small real-looking example, then the dump."""
+"""Tests for jobs.sample.wikitext: each construct on a small real-looking example, then the dump."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.io.sample_corpus import ENWIKI_MEMBER, GENSIM, iter_wiki_pages
-from pipeline.io.wikitext import wikitext_to_plain
+from jobs.sample.corpus import ENWIKI_MEMBER, GENSIM, iter_wiki_pages
+from jobs.sample.wikitext import wikitext_to_plain
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE_CACHES = [ROOT / ".cache" / "packages", Path("/tmp/probe")]

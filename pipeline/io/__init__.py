@@ -1,1 +1,0 @@
-"""Input and output: readers, normalisation, quarantine sink, atomic writes, the sample corpus."""
