@@ -817,7 +817,7 @@ def core_memory(n_base: int, per_rate: int) -> dict[str, Any]:
 def start_ray() -> None:
     import ray
 
-    from pipeline.cluster import configure_ray_data, init_kwargs
+    from pipeline.ray_session import configure_ray_data, init_kwargs
 
     if not ray.is_initialized():
         cluster = ClusterConfig(num_cpus=2, include_dashboard=False, namespace="bench")

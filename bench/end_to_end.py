@@ -134,7 +134,7 @@ def main() -> None:
 
     import ray
 
-    from pipeline.cluster import configure_ray_data, init_kwargs
+    from pipeline.ray_session import configure_ray_data, init_kwargs
 
     config = compose(["run.progress=false"])
     if args.quick:

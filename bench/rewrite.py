@@ -608,7 +608,7 @@ def main() -> None:
 
         import ray
 
-        from pipeline.cluster import configure_ray_data, init_kwargs
+        from pipeline.ray_session import configure_ray_data, init_kwargs
 
         ray.init(**init_kwargs(bench_cluster(model)))
         configure_ray_data(progress=False)

@@ -381,8 +381,8 @@ def main() -> None:
 
     import ray
 
-    from pipeline.cluster import configure_ray_data, init_kwargs
     from pipeline.config import ClusterConfig
+    from pipeline.ray_session import configure_ray_data, init_kwargs
 
     res: dict[str, Any] = {"uptime_start": uptime(), "sizes": sizes, "runs": []}
     print(res["uptime_start"], flush=True)

@@ -84,7 +84,7 @@ def bench_tokenize(work: Path, copies: int, repeats: int = 3) -> dict:
     import pyarrow.parquet as pq
 
     from pipeline import schema as S
-    from pipeline.cluster import ray_session
+    from pipeline.ray_session import ray_session
     from pipeline.runner import run_pipeline
     from pipeline.tokenize.resolve import resolve_spec
     from pipeline.tokenize.tokenizers import load_tokenizer

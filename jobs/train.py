@@ -56,7 +56,7 @@ def main(cfg: DictConfig) -> None:
     except OmegaConfBaseException as e:
         print(f"config error: {e}", file=sys.stderr)
         sys.exit(2)
-    from pipeline.cluster import ray_session
+    from pipeline.ray_session import ray_session
     from pipeline.train.ray_train import run_training
     from pipeline.train.summary import format_summary
 

@@ -5,7 +5,7 @@ row i of lineage/<shard>.parquet describes row i of the shard. This module joins
 row with the rest of the run directory: the source document's text (from the stages that
 hold documents, latest first), the rewrite row (rewrite or fidelity output) and the prompt
 template (from the run's saved config.yaml, rewrite.prompts, else the built-in set in
-conf/prompts/default.yaml; either checked against the recorded prompt hash). `pipeline.inspect.Run`
+conf/prompts/default.yaml; either checked against the recorded prompt hash). `pipeline.run_view.Run`
 wraps it:
 
     run = Run("outputs/demo")

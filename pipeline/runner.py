@@ -21,7 +21,6 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from pipeline.cluster import ray_session
 from pipeline.config import Config, ConfigError, validate
 from pipeline.console import heartbeat, piped
 from pipeline.dedup.stage import DedupStage
@@ -29,6 +28,7 @@ from pipeline.ingest.stage import IngestStage
 from pipeline.plumbing.atomic import atomic_write_json, atomic_write_text
 from pipeline.quality.fidelity_stage import FidelityStage
 from pipeline.quality.stage import QualityStage
+from pipeline.ray_session import ray_session
 from pipeline.rewrite.stage import RewriteStage
 from pipeline.runlock import run_lock
 from pipeline.security import confined

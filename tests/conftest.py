@@ -58,7 +58,7 @@ def ray_local():
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
-    from pipeline.cluster import configure_ray_data, init_kwargs
+    from pipeline.ray_session import configure_ray_data, init_kwargs
 
     if not ray.is_initialized():
         ray.init(

@@ -12,7 +12,7 @@ from conftest import ROOT, local_model_config, make_config, write_jsonl
 from pipeline import runner
 from pipeline import schema as S
 from pipeline.config import SourceConfig
-from pipeline.inspect import Run
+from pipeline.run_view import Run
 from pipeline.train.dataset import TokenShardDataset, TokenShardLoader
 
 # The real model: 3 engine calls at most. Full tier: the CI tier's vLLM test is the killed engine

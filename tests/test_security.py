@@ -17,7 +17,7 @@ from conftest import ROOT
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from pipeline import cluster
+from pipeline import ray_session
 from pipeline.config import ClusterConfig, Config, ConfigError, ModelConfig, to_config, validate
 from pipeline.security import (
     REFUSED_RUN_DIR,
@@ -255,36 +255,36 @@ def test_a_bad_run_name_on_the_command_line_writes_nothing_outside(tmp_path):
 
 
 def test_a_local_head_is_new_and_bound_to_loopback():
-    kwargs = cluster.init_kwargs(ClusterConfig())
+    kwargs = ray_session.init_kwargs(ClusterConfig())
     assert kwargs["address"] == "local"  # never joins a Ray found on the machine
     assert kwargs["dashboard_host"] == kwargs["_node_ip_address"] == "127.0.0.1"
     assert kwargs["dashboard_port"] is None  # 8265, or the next free one
 
 
 def test_a_cluster_config_only_gives_the_address():
-    kwargs = cluster.init_kwargs(ClusterConfig(address="auto"))
+    kwargs = ray_session.init_kwargs(ClusterConfig(address="auto"))
     assert kwargs["address"] == "auto"
     assert not {"dashboard_host", "_node_ip_address", "num_cpus"} & set(kwargs)
 
 
 def test_a_cluster_config_can_choose_another_host():
-    kwargs = cluster.init_kwargs(ClusterConfig(host="10.0.0.5"))
+    kwargs = ray_session.init_kwargs(ClusterConfig(host="10.0.0.5"))
     assert kwargs["dashboard_host"] == kwargs["_node_ip_address"] == "10.0.0.5"
 
 
 def test_the_loopback_switch_is_set_for_the_session_and_restored(monkeypatch):
     from ray._private import ray_constants
 
-    monkeypatch.delenv(cluster._LOOPBACK_SWITCH, raising=False)
+    monkeypatch.delenv(ray_session._LOOPBACK_SWITCH, raising=False)
     before = ray_constants.ENABLE_RAY_CLUSTER
-    with cluster.bound_to_host(ClusterConfig()):
-        assert cluster.os.environ[cluster._LOOPBACK_SWITCH] == "0"
+    with ray_session.bound_to_host(ClusterConfig()):
+        assert ray_session.os.environ[ray_session._LOOPBACK_SWITCH] == "0"
         assert ray_constants.ENABLE_RAY_CLUSTER is False
-    assert cluster._LOOPBACK_SWITCH not in cluster.os.environ
+    assert ray_session._LOOPBACK_SWITCH not in ray_session.os.environ
     assert ray_constants.ENABLE_RAY_CLUSTER is before
     for other in (ClusterConfig(host="0.0.0.0"), ClusterConfig(address="auto")):
-        with cluster.bound_to_host(other):
-            assert cluster._LOOPBACK_SWITCH not in cluster.os.environ
+        with ray_session.bound_to_host(other):
+            assert ray_session._LOOPBACK_SWITCH not in ray_session.os.environ
 
 
 def test_a_taken_dashboard_port_is_a_config_error():
@@ -293,13 +293,13 @@ def test_a_taken_dashboard_port_is_a_config_error():
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(ConfigError, match=rf"^cluster\.dashboard_port: 127\.0\.0\.1:{port}"):
-            cluster.check_dashboard_port(ClusterConfig(dashboard_port=port))
-    cluster.check_dashboard_port(ClusterConfig(dashboard_port=None))  # Ray picks a free one
+            ray_session.check_dashboard_port(ClusterConfig(dashboard_port=port))
+    ray_session.check_dashboard_port(ClusterConfig(dashboard_port=None))  # Ray picks a free one
 
 
 LISTENERS = """
 import json, psutil, ray
-from pipeline.cluster import ray_session
+from pipeline.ray_session import ray_session
 from pipeline.config import ClusterConfig
 with ray_session(ClusterConfig(num_cpus=1), progress=False):
     ray.get(ray.remote(lambda: 1).remote())  # a worker, with its own server

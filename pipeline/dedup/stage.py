@@ -19,7 +19,7 @@ are integer indices in the hot path). Each step is one wave of tasks:
 
 Outputs: <stage>/data (kept documents), quarantine/dedup (dropped, with reason and detail),
 <stage>/clusters (one row per member of every exact and near cluster).
-The pure logic is in keys.py, candidates.py and clusters.py; this file moves files and tasks.
+The pure logic is in keys.py, candidates.py and decisions.py; this file moves files and tasks.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import ray
 from pipeline import schema as S
 from pipeline.config import DedupConfig
 from pipeline.dedup import candidates as K
-from pipeline.dedup import clusters as C
+from pipeline.dedup import decisions as C
 from pipeline.dedup.components import connected_components, local_components, size_bucket
 from pipeline.dedup.keys import (
     ANCHORS_SCHEMA,

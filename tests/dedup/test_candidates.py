@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pipeline import schema as S
 from pipeline.dedup import candidates as K
-from pipeline.dedup import clusters as C
+from pipeline.dedup import decisions as C
 from pipeline.dedup.components import local_components
 from pipeline.dedup.keys import ANCHORS_SCHEMA, BANDS_SCHEMA, DIGESTS_SCHEMA
 from pipeline.similarity.lsh import candidate_pairs

@@ -18,8 +18,8 @@ from quality_fixtures import (
 from pipeline import runner
 from pipeline import schema as S
 from pipeline.config import SourceConfig
-from pipeline.inspect import Run
 from pipeline.quality.fidelity_stage import FidelityStage
+from pipeline.run_view import Run
 
 KEPT_DOCS = ["news/lee_background-0051", "news/lee_background-0152", "wiki/674", "wiki/600"]
 DROPPED_DOCS = {

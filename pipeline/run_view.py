@@ -1,6 +1,6 @@
 """Read a run directory back for notebooks and scripts: summary, stage outputs, quarantine.
 
-from pipeline.inspect import Run
+from pipeline.run_view import Run
 run = Run("outputs/demo")
 run.funnel()                  # one row per stage: in, out, dropped
 run.dropped_by_reason()       # (stage, reason) -> count
