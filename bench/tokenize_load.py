@@ -86,8 +86,8 @@ def bench_tokenize(work: Path, copies: int, repeats: int = 3) -> dict:
     from pipeline import schema as S
     from pipeline.ray_session import ray_session
     from pipeline.runner import run_pipeline
-    from pipeline.tokenize.resolve import resolve_spec
-    from pipeline.tokenize.tokenizers import load_tokenizer
+    from pipeline.tokens.resolve import resolve_spec
+    from pipeline.tokens.tokenizers import load_tokenizer
 
     # Ray starts its workers at nice 15 (RAY_worker_niceness), below this process, where the
     # bare baseline runs: on a machine shared with other work that measures the scheduler,
@@ -180,8 +180,8 @@ def grow_shards(source: Path, out: Path, target_bytes: int, shard_tokens: int = 
     import pyarrow as pa
 
     from pipeline import schema as S
-    from pipeline.tokenize.manifest import read_manifest, split_entry, write_manifest
-    from pipeline.tokenize.shards import HELDOUT, TRAIN, open_shard, shard_file_name, write_shard
+    from pipeline.tokens.manifest import read_manifest, split_entry, write_manifest
+    from pipeline.tokens.shards import HELDOUT, TRAIN, open_shard, shard_file_name, write_shard
 
     manifest = read_manifest(source)
     dtype = manifest["token_dtype"]

@@ -1,6 +1,6 @@
 """From a token-shard row back to its source: lineage row, document text, chunks, prompt, model.
 
-The tokenize stage writes a lineage table beside the shards (pipeline/tokenize/lineage.py):
+The tokenize stage writes a lineage table beside the shards (pipeline/tokens/lineage.py):
 row i of lineage/<shard>.parquet describes row i of the shard. This module joins a lineage
 row with the rest of the run directory: the source document's text (from the stages that
 hold documents, latest first), the rewrite row (rewrite or fidelity output) and the prompt
@@ -31,10 +31,10 @@ from omegaconf import OmegaConf
 from pipeline import schema as S
 from pipeline.config.prompts import PromptConfig, builtin_prompts
 from pipeline.rewrite.prompts import PromptTemplate, build_messages, get_template
-from pipeline.tokenize.lineage import read_lineage
-from pipeline.tokenize.manifest import read_manifest
-from pipeline.tokenize.shards import SPLITS
-from pipeline.tokenize.tokenizers import Tokenizer, load_tokenizer, spec_from_file
+from pipeline.tokens.lineage import read_lineage
+from pipeline.tokens.manifest import read_manifest
+from pipeline.tokens.shards import SPLITS
+from pipeline.tokens.tokenizers import Tokenizer, load_tokenizer, spec_from_file
 
 SHARD = "shard"  # columns added to the run-wide lineage table: the shard file ...
 ROW = "row"  # ... and the row in it

@@ -35,7 +35,7 @@ from pipeline.security import confined
 from pipeline.stage import RunContext, Stage
 from pipeline.stats import StageStats, running_step
 from pipeline.summary import format_summary
-from pipeline.tokenize.stage import TokenizeStage
+from pipeline.tokens.stage import TokenizeStage
 
 log = logging.getLogger("pipeline")
 

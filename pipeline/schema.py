@@ -167,8 +167,8 @@ REWRITES_SCHEMA = pa.schema(
 )
 
 # --- token shards (output of tokenize, read by pipeline.train) -----------------------------
-# One row per document, Arrow IPC *file* format, uncompressed (pipeline/tokenize/shards.py;
-# contract: manifest.json beside the shards, pipeline/tokenize/manifest.py). DOC_ID holds the
+# One row per document, Arrow IPC *file* format, uncompressed (pipeline/tokens/shards.py;
+# contract: manifest.json beside the shards, pipeline/tokens/manifest.py). DOC_ID holds the
 # rewrite_id for a rewrite; KIND (named above for the clusters table) is KIND_RAW or
 # KIND_REWRITE here; STYLE is null for raw text.
 KIND_RAW = "raw"
@@ -192,7 +192,7 @@ def token_shard_schema(token_dtype: str) -> pa.Schema:
     )
 
 
-# --- lineage of token shards (a table beside the shards, pipeline/tokenize/lineage.py) -----
+# --- lineage of token shards (a table beside the shards, pipeline/tokens/lineage.py) -----
 # One Parquet file per shard, lineage/<shard name>.parquet, named in manifest.json with its
 # sha256: row i describes row i of the shard (the same DOC_ID). Kept out of the shards so the
 # loader maps only tokens. Raw rows fill PATH/LOCATION, rewrites the prompt, model and chunks.

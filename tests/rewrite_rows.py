@@ -18,7 +18,7 @@ from pipeline.plumbing.atomic import atomic_write_json
 from pipeline.rewrite.prompts import get_template
 from pipeline.stage import DOCS, REWRITES, RunContext
 from pipeline.stats import StageStats
-from pipeline.tokenize.stage import TokenizeStage
+from pipeline.tokens.stage import TokenizeStage
 
 MODEL, MODEL_HASH = "fake", "f" * 64
 SAMPLING = '{"seed": 0, "temperature": 0.7}'

@@ -193,7 +193,7 @@ class TokenShardDataset(IterableDataset):
     def batch_documents(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
         """Where a batch's tokens come from (for inspection; make_batch never calls it): per
         document piece, in batch order, its shard file and row (the key of the lineage table
-        beside the shards, pipeline/tokenize/lineage.py), the piece's token range in the
+        beside the shards, pipeline/tokens/lineage.py), the piece's token range in the
         document ([begin, end), BOS included) and its first position in the flattened batch."""
         epoch, index = int(batch["epoch"]), int(batch["batch"])
         order, lengths, ends = self.plan(epoch)

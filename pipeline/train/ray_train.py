@@ -26,13 +26,13 @@ from pipeline.train.loop import METRICS, SUMMARY, TrainPlan, train_worker
 from pipeline.train.progress import MetricsTail
 
 log = logging.getLogger("pipeline.train")
-# What the tokenize stage hashes for each tokenizer kind (pipeline/tokenize/tokenizers.py).
+# What the tokenize stage hashes for each tokenizer kind (pipeline/tokens/tokenizers.py).
 TOKENIZER_FILES = {"hf": "tokenizer.json", "sentencepiece": "tokenizer.model"}
 
 
 def resolve_plan(config: Config) -> TrainPlan:
     """Absolute paths, the model's folder and its tokenizer hash; ConfigError for user mistakes."""
-    from pipeline.tokenize.manifest import ManifestError, load_manifest, read_manifest
+    from pipeline.tokens.manifest import ManifestError, load_manifest, read_manifest
 
     t = config.train
     shards = Path(t.data.shards).resolve()

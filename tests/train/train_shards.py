@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.tokenize.manifest import build_manifest, write_manifest
-from pipeline.tokenize.shards import HELDOUT, TRAIN, shard_file_name, token_dtype_for, write_shard
+from pipeline.tokens.manifest import build_manifest, write_manifest
+from pipeline.tokens.shards import HELDOUT, TRAIN, shard_file_name, token_dtype_for, write_shard
 
 TOKENIZER_SHA256 = hashlib.sha256(b"the test tokenizer").hexdigest()
 BOS, EOS = 1, 2

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from pipeline.config import Config, ConfigError, to_config, validate
 from pipeline.config.shards import ShardsConfig, tokenize_problems
 from pipeline.config.tokenizer import TokenizerConfig
-from pipeline.tokenize.stage import TokenizeStage
+from pipeline.tokens.stage import TokenizeStage
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 A `TokenizerSpec` carries the tokenizer file's bytes, so Ray workers on any node load the
 same tokenizer without a shared disk, and its sha256 is the one the manifest records.
 
-    from pipeline.tokenize.tokenizers import load_tokenizer, spec_from_file
+    from pipeline.tokens.tokenizers import load_tokenizer, spec_from_file
     spec = spec_from_file("sentencepiece", "package:mistral_common/data/tokenizer.model.v1")
     tok = load_tokenizer(spec)
     tok.encode_batch(["Hello world."])   # [[1, 22557, 1526, 28723, 2]]: BOS ... EOS

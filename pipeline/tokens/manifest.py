@@ -6,7 +6,7 @@ structure, that every listed shard exists with the recorded size, its sha256 (ve
 and schema, and the tokenizer's sha256 when the caller passes one; any mismatch raises
 ManifestError naming the file or field.
 
-    from pipeline.tokenize.manifest import load_manifest
+    from pipeline.tokens.manifest import load_manifest
     m = load_manifest("outputs/run/tokenize/data", tokenizer_sha256=tok.sha256)
     m.token_dtype, m.tokenizer["eos_id"], m.paths("train"), m.shards("heldout")
 
@@ -16,7 +16,7 @@ bos_id, eos_id, pad_id, add_bos, add_eos, ...}, token_dtype, splits: {train|held
 by_kind, by_style: {name: {documents, tokens}}} of the training split, and the same three under
 totals.heldout for the held-out split, mixture: {...}, config: {...}, and (optional, so older
 manifests still load) lineage: {key, columns, files: {shard file: {file, rows, bytes, sha256}}}
-naming each shard's lineage table (pipeline/tokenize/lineage.py; the loader never reads it).
+naming each shard's lineage table (pipeline/tokens/lineage.py; the loader never reads it).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from pipeline import schema as S
 from pipeline.plumbing.atomic import atomic_write_text
-from pipeline.tokenize.shards import SHARD_SUFFIX, SPLITS, ShardInfo, sha256_file
+from pipeline.tokens.shards import SHARD_SUFFIX, SPLITS, ShardInfo, sha256_file
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"

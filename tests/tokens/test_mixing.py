@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline import schema as S
 from pipeline.config.shards import ShardsConfig
-from pipeline.tokenize.mixing import (
+from pipeline.tokens.mixing import (
     EMPTY,
     HELDOUT_KEY,
     HELDOUT_SOURCE,

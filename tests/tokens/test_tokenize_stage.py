@@ -17,15 +17,15 @@ from pipeline import schema as S
 from pipeline.config import SourceConfig
 from pipeline.rewrite.prompts import get_template
 from pipeline.stage import DOCS, REWRITES, RunContext
-from pipeline.tokenize import inputs
-from pipeline.tokenize import parts as P
-from pipeline.tokenize import stage as stage_module
-from pipeline.tokenize.lineage import read_lineage, verify_lineage
-from pipeline.tokenize.manifest import load_manifest
-from pipeline.tokenize.shards import open_shard, sha256_file
-from pipeline.tokenize.stage import TokenizeStage
-from pipeline.tokenize.steps import encode
-from pipeline.tokenize.tokenizers import TokenizerSpec, load_tokenizer
+from pipeline.tokens import inputs
+from pipeline.tokens import parts as P
+from pipeline.tokens import stage as stage_module
+from pipeline.tokens.lineage import read_lineage, verify_lineage
+from pipeline.tokens.manifest import load_manifest
+from pipeline.tokens.shards import open_shard, sha256_file
+from pipeline.tokens.stage import TokenizeStage
+from pipeline.tokens.steps import encode
+from pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
 
 WORDS = [
     "the",

@@ -23,8 +23,8 @@ import ray
 
 from pipeline import schema as S
 from pipeline.ray_ops import parquet_parts
-from pipeline.tokenize.lineage import CARRIED_FIELDS, FROM_INPUT, carried_columns
-from pipeline.tokenize.mixing import PARENT_ID
+from pipeline.tokens.lineage import CARRIED_FIELDS, FROM_INPUT, carried_columns
+from pipeline.tokens.mixing import PARENT_ID
 
 # One row per raw document or rewrite; DOC_ID is the row's id (a rewrite's rewrite_id). The
 # lineage columns (lineage.CARRIED, PARENT_ID among them) travel with it into the parts.

@@ -22,7 +22,7 @@ import ray
 
 from pipeline import schema as S
 from pipeline.config.shards import ShardsConfig
-from pipeline.tokenize.mixing import (
+from pipeline.tokens.mixing import (
     EMPTY,
     HELDOUT_KEY,
     HELDOUT_SOURCE,
@@ -34,7 +34,7 @@ from pipeline.tokenize.mixing import (
     Plan,
     key63,
 )
-from pipeline.tokenize.tokenizers import Tokenizer, TokenizerSpec, load_tokenizer
+from pipeline.tokens.tokenizers import Tokenizer, TokenizerSpec, load_tokenizer
 
 SNIPPET_CHARS = 200
 

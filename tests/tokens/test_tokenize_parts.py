@@ -9,13 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import schema as S
-from pipeline.tokenize import parts as P
-from pipeline.tokenize.batches import META_COLUMNS, QUARANTINE_KEPT_SCHEMA, tokenize_batch
-from pipeline.tokenize.inputs import as_input, plan_items
-from pipeline.tokenize.lineage import CARRIED
-from pipeline.tokenize.mixing import ORDER
-from pipeline.tokenize.sink import FILE
-from pipeline.tokenize.tokenizers import spec_from_file
+from pipeline.tokens import parts as P
+from pipeline.tokens.batches import META_COLUMNS, QUARANTINE_KEPT_SCHEMA, tokenize_batch
+from pipeline.tokens.inputs import as_input, plan_items
+from pipeline.tokens.lineage import CARRIED
+from pipeline.tokens.mixing import ORDER
+from pipeline.tokens.sink import FILE
+from pipeline.tokens.tokenizers import spec_from_file
 
 MISTRAL = "package:mistral_common/data/tokenizer.model.v1"
 

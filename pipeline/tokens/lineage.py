@@ -27,9 +27,9 @@ import pyarrow.parquet as pq
 
 from pipeline import schema as S
 from pipeline.plumbing.atomic import commit, temp_path
-from pipeline.tokenize.manifest import ManifestError
-from pipeline.tokenize.mixing import PARENT_ID
-from pipeline.tokenize.shards import SHARD_SUFFIX, sha256_file
+from pipeline.tokens.manifest import ManifestError
+from pipeline.tokens.mixing import PARENT_ID
+from pipeline.tokens.shards import SHARD_SUFFIX, sha256_file
 
 FROM_REWRITE = (
     S.PROMPT_ID,

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import schema as S
-from pipeline.tokenize.inputs import INPUT_SCHEMA, as_input, guided_cuts, plan_items, read_item
-from pipeline.tokenize.lineage import CARRIED
-from pipeline.tokenize.mixing import PARENT_ID
+from pipeline.tokens.inputs import INPUT_SCHEMA, as_input, guided_cuts, plan_items, read_item
+from pipeline.tokens.lineage import CARRIED
+from pipeline.tokens.mixing import PARENT_ID
 
 
 def test_items_shrink_as_the_text_runs_out_and_never_cross_a_row_group():

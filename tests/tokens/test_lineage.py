@@ -11,7 +11,7 @@ from test_manifest import TOKENIZER
 from test_shards import rows_table
 
 from pipeline import schema as S
-from pipeline.tokenize.lineage import (
+from pipeline.tokens.lineage import (
     CARRIED,
     lineage_entry,
     lineage_file,
@@ -19,9 +19,9 @@ from pipeline.tokenize.lineage import (
     verify_lineage,
     write_lineage,
 )
-from pipeline.tokenize.manifest import ManifestError, build_manifest, read_manifest, write_manifest
-from pipeline.tokenize.mixing import PARENT_ID
-from pipeline.tokenize.shards import sha256_file, write_shard
+from pipeline.tokens.manifest import ManifestError, build_manifest, read_manifest, write_manifest
+from pipeline.tokens.mixing import PARENT_ID
+from pipeline.tokens.shards import sha256_file, write_shard
 
 SPANS = [{"index": 0, "start": 0, "end": 40}, {"index": 1, "start": 40, "end": 95}]
 

@@ -5,13 +5,13 @@
 2. tokenize   Ray tasks, one per CPU at a time, encode blocks of about equal text (each
               worker process loads the tokenizer once, and calls it on tokenizer.batch_rows
               documents at a time); each writes its rows to a part file
-              (<run>/tokenize/_parts/, pipeline/tokenize/parts.py) and returns only small
+              (<run>/tokenize/_parts/, pipeline/tokens/parts.py) and returns only small
               per-row columns (no text, no tokens), streamed to the driver
 3. plan       from those the driver decides the held-out split, the mixture and the shard
-              boundaries (pipeline/tokenize/mixing.py), and so every row's fate
+              boundaries (pipeline/tokens/mixing.py), and so every row's fate
 4. write      dropped rows (reason, detail, snippet) -> quarantine/tokenize via AccountingSink;
               each shard assembled from its rows' parts -> ShardSink (temp + rename, sha256
-              each), its lineage table beside it (lineage/, pipeline/tokenize/lineage.py);
+              each), its lineage table beside it (lineage/, pipeline/tokens/lineage.py);
               manifest.json last; the parts are deleted
 
 Inputs: the last stage producing DOCS (raw documents) and, when the run has one, the last
@@ -34,14 +34,14 @@ from pipeline.config import Config
 from pipeline.ray_ops import count_rows, parquet_parts
 from pipeline.stage import DOCS, REWRITES, SHARDS, RunContext, Stage
 from pipeline.stats import StageStats, StepTimer
-from pipeline.tokenize import batches as B
-from pipeline.tokenize.inputs import MAX_ITEM_BYTES, input_dataset, plan_items
-from pipeline.tokenize.lineage import lineage_entry
-from pipeline.tokenize.manifest import build_manifest, write_manifest
-from pipeline.tokenize.mixing import ORDER, decide, make_plan, shard_files, totals
-from pipeline.tokenize.parts import PARTS_DIR
-from pipeline.tokenize.resolve import resolve_spec, trained_spec
-from pipeline.tokenize.shards import (
+from pipeline.tokens import batches as B
+from pipeline.tokens.inputs import MAX_ITEM_BYTES, input_dataset, plan_items
+from pipeline.tokens.lineage import lineage_entry
+from pipeline.tokens.manifest import build_manifest, write_manifest
+from pipeline.tokens.mixing import ORDER, decide, make_plan, shard_files, totals
+from pipeline.tokens.parts import PARTS_DIR
+from pipeline.tokens.resolve import resolve_spec, trained_spec
+from pipeline.tokens.shards import (
     HELDOUT,
     SPLIT_PREFIX,
     SPLITS,
@@ -49,15 +49,15 @@ from pipeline.tokenize.shards import (
     sha256_file,
     token_dtype_for,
 )
-from pipeline.tokenize.steps import encode, write_quarantine, write_shards
-from pipeline.tokenize.tokenizers import (
+from pipeline.tokens.steps import encode, write_quarantine, write_shards
+from pipeline.tokens.tokenizers import (
     SENTENCEPIECE,
     TokenizerError,
     TokenizerSpec,
     load_tokenizer,
     read_path,
 )
-from pipeline.tokenize.training import train_sentencepiece
+from pipeline.tokens.training import train_sentencepiece
 
 log = logging.getLogger("pipeline")
 TOKENIZER_DIR = "tokenizer"

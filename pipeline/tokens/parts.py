@@ -25,17 +25,17 @@ import pyarrow as pa
 
 from pipeline import schema as S
 from pipeline.plumbing.atomic import temp_path
-from pipeline.tokenize.batches import (
+from pipeline.tokens.batches import (
     META_COLUMNS,
     QUARANTINE_KEPT_SCHEMA,
     tokenize_batch,
     tokenized_schema,
 )
-from pipeline.tokenize.inputs import read_item
-from pipeline.tokenize.lineage import CARRIED
-from pipeline.tokenize.mixing import ORDER
-from pipeline.tokenize.sink import FILE
-from pipeline.tokenize.tokenizers import TokenizerSpec
+from pipeline.tokens.inputs import read_item
+from pipeline.tokens.lineage import CARRIED
+from pipeline.tokens.mixing import ORDER
+from pipeline.tokens.sink import FILE
+from pipeline.tokens.tokenizers import TokenizerSpec
 
 PARTS_DIR = "_parts"  # in the stage's directory; deleted once the shards are written
 PART = "_part"  # the part file (a name inside the part directory) holding the row

@@ -21,14 +21,14 @@ import ray
 
 from pipeline import schema as S
 from pipeline.plumbing.sink import AccountingSink
-from pipeline.tokenize import batches as B
-from pipeline.tokenize import parts as P
-from pipeline.tokenize.inputs import plan_items
-from pipeline.tokenize.lineage import LineageInfo
-from pipeline.tokenize.mixing import Plan, is_kept
-from pipeline.tokenize.shards import ShardInfo
-from pipeline.tokenize.sink import ShardSink
-from pipeline.tokenize.tokenizers import TokenizerSpec
+from pipeline.tokens import batches as B
+from pipeline.tokens import parts as P
+from pipeline.tokens.inputs import plan_items
+from pipeline.tokens.lineage import LineageInfo
+from pipeline.tokens.mixing import Plan, is_kept
+from pipeline.tokens.shards import ShardInfo
+from pipeline.tokens.sink import ShardSink
+from pipeline.tokens.tokenizers import TokenizerSpec
 
 
 def encode(

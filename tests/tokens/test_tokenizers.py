@@ -11,15 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config.tokenizer import TokenizerConfig
-from pipeline.tokenize.resolve import resolve_spec, trained_spec
-from pipeline.tokenize.tokenizers import (
+from pipeline.tokens.resolve import resolve_spec, trained_spec
+from pipeline.tokens.tokenizers import (
     TokenizerError,
     TokenizerSpec,
     load_tokenizer,
     read_path,
     spec_from_file,
 )
-from pipeline.tokenize.training import train_sentencepiece
+from pipeline.tokens.training import train_sentencepiece
 
 MISTRAL = "package:mistral_common/data/tokenizer.model.v1"
 MODEL_CACHE = ROOT / ".cache" / "models"

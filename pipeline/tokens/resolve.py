@@ -1,6 +1,6 @@
 """Which tokenizer file a config means: the target model's own, a named file, or a trained one.
 
-    from pipeline.tokenize.resolve import resolve_spec, trained_spec
+    from pipeline.tokens.resolve import resolve_spec, trained_spec
     spec = resolve_spec(config.tokenizer, config.model, Path(".cache/models"))
     spec = trained_spec(config.tokenizer, train_sentencepiece(lines), "tokenize/tokenizer/...")
 
@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.config.tokenizer import TokenizerConfig
-from pipeline.tokenize.tokenizers import (
+from pipeline.tokens.tokenizers import (
     HF,
     HF_CONFIG_FILE,
     HF_FILE,

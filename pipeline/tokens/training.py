@@ -1,6 +1,6 @@
 """Train a SentencePiece model on the corpus (`tokenizer.train=true`), deterministically.
 
-from pipeline.tokenize.training import train_sentencepiece
+from pipeline.tokens.training import train_sentencepiece
 model_bytes = train_sentencepiece(lines, vocab_size=4096)   # the .model file's bytes
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 
-from pipeline.tokenize.tokenizers import TokenizerError
+from pipeline.tokens.tokenizers import TokenizerError
 
 
 def train_sentencepiece(
