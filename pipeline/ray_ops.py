@@ -65,14 +65,6 @@ def write_parts(ds: ray.data.Dataset, directory: Path) -> None:
     ds.write_parquet(str(directory), compression="zstd")
 
 
-def shuffle_partitions(configured: int | None) -> int:
-    """Configured, or twice the cluster's CPUs: enough to spread the work, few enough that
-    per-partition overhead (an actor, a task, a file) stays small on a laptop."""
-    if configured:
-        return configured
-    return max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
-
-
 def cogroup(
     sides: Mapping[str, tuple[ray.data.Dataset, str, pa.Schema]],
     combine: Callable[..., pa.Table],
@@ -132,32 +124,3 @@ def _untag_and_combine(
         rows = group.filter(pc.equal(group[SIDE], name))
         parts[name] = pa.table({f.name: rows[f"{name}.{f.name}"] for f in schema}, schema=schema)
     return combine(parts, **kwargs)
-
-
-def engine_actor_args(model, calls_per_actor: int = 1) -> dict:
-    """`map_batches` arguments for an actor pool that holds one inference engine per actor
-    (rewrite, judge): resources and the engine's environment from the model preset.
-
-    The engine is called on the thread that built it. vLLM's CPU engine binds its OpenMP team
-    to the cores from the constructor's thread, and a call from another thread starts a second
-    team: 4 compute threads on 2 cores, and generation 12-15% slower than bare vLLM
-    (bench/rewrite.py: 0.83x before, 0.93x after). A synchronous UDF (the judge), one call at
-    a time: "true multi-threading" runs each call on the actor's main thread. An async UDF
-    (the rewriter) runs every call on the actor's one event loop and builds its engine there;
-    `calls_per_actor` of them at once (the batches in flight on an engine).
-    """
-    return {
-        "compute": ray.data.ActorPoolStrategy(
-            size=model.num_actors,
-            enable_true_multi_threading=True,
-            max_concurrent_calls_per_actor=calls_per_actor if calls_per_actor > 1 else None,
-        ),
-        "num_cpus": model.num_cpus_per_actor,
-        "num_gpus": model.num_gpus_per_actor,
-        # vLLM's INFO lines (engine config, each request batch) would fill the worker logs;
-        # its warnings and errors stay. A preset's env may say otherwise.
-        "runtime_env": {
-            "env_vars": {"VLLM_LOGGING_LEVEL": "WARNING"}
-            | {k: str(v) for k, v in model.env.items()}
-        },
-    }

@@ -1,8 +1,9 @@
 """What a stage is to the runner: a name, the config it depends on, and `run` -> stats.
 
 A stage reads its input from the previous stage's data directory (or the sources), writes its
-output through `pipeline.plumbing.sink.AccountingSink`, and returns `StageStats`. The runner does
-the rest: timing, the accounting check, stats files, completion markers and resume.
+output through its accounting sink (`self.sink(ctx, schema)`), and returns the stats of what that
+sink wrote (`self.stats(sink.result, rows_in=..., bytes_in=...)`). The runner does the rest:
+timing, the accounting check, stats files, completion markers and resume.
 
 Run-directory layout, one place for every stage:
 
@@ -19,7 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pyarrow as pa
+
+from pipeline import schema as S
 from pipeline.config import Config
+from pipeline.plumbing.sink import AccountingSink, SinkResult
+from pipeline.ray_ops import parquet_parts
 from pipeline.stats import StageStats
 
 # What a stage's data directory holds, so a later stage can find its inputs by kind (the
@@ -89,3 +95,41 @@ class Stage(ABC):
     @abstractmethod
     def run(self, ctx: RunContext) -> StageStats:
         """Do the work and return its accounting; `seconds` is filled in by the runner."""
+
+    def sink(
+        self,
+        ctx: RunContext,
+        schema: pa.Schema,
+        *,
+        count_by: str | None = S.SOURCE,
+        data_dir: Path | None = None,
+    ) -> AccountingSink:
+        """The stage's accounting sink: kept rows (`schema`) to its data directory, or to
+        `data_dir` (a scratch directory settled later), dropped rows to its quarantine; kept
+        rows counted per `count_by` value, bytes as the text's UTF-8 size (S.N_BYTES)."""
+        return AccountingSink(
+            data_dir or ctx.data_dir(self.name),
+            ctx.quarantine_dir(self.name),
+            schema,
+            count_by=count_by,
+            size_column=S.N_BYTES,
+        )
+
+    def written_parts(self, ctx: RunContext) -> list[str]:
+        """Every Parquet part the stage wrote: its data's, then its quarantine's."""
+        return parquet_parts(ctx.data_dir(self.name)) + parquet_parts(ctx.quarantine_dir(self.name))
+
+    def stats(
+        self, written: SinkResult, *, rows_in: int, bytes_in: int, extra: dict[str, Any]
+    ) -> StageStats:
+        """The stage's accounting: rows and bytes in as the stage counted them, rows out, drops
+        by reason and bytes out as its sink wrote them (one pass, so the check means something)."""
+        return StageStats(
+            stage=self.name,
+            rows_in=rows_in,
+            rows_out=written.rows_out,
+            dropped=written.dropped,
+            bytes_in=bytes_in,
+            bytes_out=written.bytes_out,
+            extra=extra,
+        )

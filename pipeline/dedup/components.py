@@ -39,8 +39,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as csgraph_components
 
 from pipeline import schema as S
+from pipeline.plumbing.resources import default_partitions
 from pipeline.plumbing.sink import AccountingSink, SinkResult
-from pipeline.ray_ops import count_rows, read_parts, shuffle_partitions, write_parts
+from pipeline.ray_ops import count_rows, read_parts, write_parts
 
 SRC, DST, CHANGES = "src", "dst", "changes"
 NODE, COMPONENT = "node", "component"
@@ -183,7 +184,7 @@ def connected_components(
     and the result to work_dir/components/.
     """
     work_dir = Path(work_dir)
-    partitions = shuffle_partitions(num_partitions)
+    partitions = num_partitions or default_partitions()
     for stale in [*work_dir.glob("round-*"), work_dir / "components"]:  # an earlier run's
         shutil.rmtree(stale, ignore_errors=True)
     # Round 0 materialises the input once, so a lazy upstream stage is not run again.

@@ -60,8 +60,8 @@ from pipeline.dedup.workfiles import (
     write_partitioned,
     write_table,
 )
+from pipeline.plumbing.resources import default_partitions, task_resources
 from pipeline.plumbing.sink import AccountingSink, SinkResult, combine_results
-from pipeline.ray_ops import shuffle_partitions
 from pipeline.similarity.lsh import optimal_bands
 from pipeline.stage import DOCS, RunContext, Stage
 from pipeline.stats import StageStats, StepTimer
@@ -90,7 +90,7 @@ def partitions_for(cfg: DedupConfig, units: list[Unit]) -> int:
     if cfg.shuffle_partitions:
         return cfg.shuffle_partitions
     n_docs = units[-1].stop if units else 0
-    return max(shuffle_partitions(None), -(-n_docs // DOCS_PER_PARTITION))
+    return max(default_partitions(), -(-n_docs // DOCS_PER_PARTITION))
 
 
 class DedupStage(Stage):
@@ -141,12 +141,7 @@ class DedupStage(Stage):
             near = _wave(
                 _clusters_task, [(c, units, cfg, parts, work, clusters_dir) for c in range(parts)]
             )
-        sink = AccountingSink(
-            ctx.data_dir(self.name),
-            ctx.quarantine_dir(self.name),
-            S.DEDUP_SCHEMA,
-            size_column=S.N_BYTES,
-        )
+        sink = self.sink(ctx, S.DEDUP_SCHEMA)
         with steps("decide"):
             decided = _wave(_decide_task, [(u, units, cfg, work, sink) for u in units])
         written = combine_results(d["written"] for d in decided)
@@ -158,14 +153,8 @@ class DedupStage(Stage):
             cluster_size_histogram=_histogram(exact, near),
             step_seconds=steps.seconds,
         )
-        return StageStats(
-            stage=self.name,
-            rows_in=n_docs,
-            rows_out=written.rows_out,
-            dropped=written.dropped,
-            bytes_in=sum(m["bytes"] for m in mapped),
-            bytes_out=written.bytes_out,
-            extra=extra,
+        return self.stats(
+            written, rows_in=n_docs, bytes_in=sum(m["bytes"] for m in mapped), extra=extra
         )
 
 
@@ -205,7 +194,7 @@ def _wave(fn, arguments: list[tuple]) -> list:
     "dedup.<step>" (the dashboard's and the process titles' name). Ray retries a task whose
     worker died; every task writes its own files whole, so a retry repeats it exactly."""
     name = "dedup." + fn.__name__.strip("_").removesuffix("_task")
-    task = ray.remote(num_cpus=1)(fn).options(name=name)
+    task = ray.remote(**task_resources())(fn).options(name=name)
     return ray.get([task.remote(*args) for args in arguments])
 
 

@@ -37,6 +37,7 @@ import ray
 from pipeline import schema as S
 from pipeline.ingest.readers import Reason
 from pipeline.plumbing.atomic import atomic_path
+from pipeline.plumbing.resources import default_partitions
 from pipeline.plumbing.sink import PARQUET_OPTIONS
 
 PART = "part"
@@ -189,16 +190,15 @@ def rewrite_part(later: pa.Table, scratch_dir: str, data_dir: str, quarantine_di
 
 
 def find_later_occurrences(
-    scratch_dir: Path, driver_max_rows: int = DRIVER_CHECK_MAX_ROWS
+    scratch_dir: Path, driver_max_rows: int = DRIVER_CHECK_MAX_ROWS, partitions: int | None = None
 ) -> pa.Table | ray.data.Dataset:
-    """The later occurrences: a table (small corpus) or a materialized Ray Dataset."""
+    """The later occurrences: a table (small corpus) or a materialized Ray Dataset (grouped
+    on doc_id in `partitions`, by default the cluster's default_partitions())."""
     parts = sorted(Path(scratch_dir).glob("*.parquet"))
     total = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
     if total <= driver_max_rows:
         keys = [_keys_of(p) for p in parts]
         return later_occurrences(pa.concat_tables(keys)) if keys else LATER_SCHEMA.empty_table()
-    from pipeline.ray_ops import shuffle_partitions
-
     names = ray.data.from_items([{PART: p.name} for p in parts], override_num_blocks=len(parts))
     keys = names.map_batches(
         _keys_batch,
@@ -207,7 +207,7 @@ def find_later_occurrences(
         fn_kwargs={"scratch_dir": str(scratch_dir)},
     )
     return (
-        keys.groupby(S.DOC_ID, num_partitions=shuffle_partitions(None))
+        keys.groupby(S.DOC_ID, num_partitions=partitions or default_partitions())
         .map_groups(later_occurrences, batch_format="pyarrow")
         .materialize()
     )
@@ -218,11 +218,12 @@ def settle_duplicate_ids(
     data_dir: Path,
     quarantine_dir: Path,
     driver_max_rows: int = DRIVER_CHECK_MAX_ROWS,
+    partitions: int | None = None,
 ) -> Moved:
     """Move the sink's parts from scratch_dir to data_dir, later occurrences to quarantine."""
     scratch_dir, data_dir = Path(scratch_dir), Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    later = find_later_occurrences(scratch_dir, driver_max_rows)
+    later = find_later_occurrences(scratch_dir, driver_max_rows, partitions)
     if isinstance(later, pa.Table):
         later = ray.data.from_arrow(later) if later.num_rows else None
     elif later.count() == 0:

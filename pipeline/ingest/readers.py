@@ -30,8 +30,8 @@ from pipeline.ingest.compression import (
     compression_of,
     open_binary,
 )
+from pipeline.plumbing.snippets import SNIPPET_CHARS, snippet
 
-SNIPPET_CHARS = 200
 # A JSON line may carry escapes (\uXXXX is 6 bytes for one character) and other fields.
 _LINE_OVERHEAD = 6
 _SKIP_CHUNK = 1 << 20
@@ -292,4 +292,4 @@ def _read_compressed_text(path: Path, key: str | None, max_doc_bytes: int) -> Re
 def _snip(value: str | bytes) -> str:
     if isinstance(value, bytes):
         value = value[: SNIPPET_CHARS * 4].decode("utf-8", "backslashreplace")
-    return value[:SNIPPET_CHARS]
+    return snippet(value)

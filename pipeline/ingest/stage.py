@@ -26,7 +26,7 @@ from pipeline.ingest.duplicate_ids import settle_duplicate_ids
 from pipeline.ingest.files import FileIngest, FileTask, plan_files
 from pipeline.ingest.readers import Reason
 from pipeline.plumbing.atomic import atomic_write_json
-from pipeline.plumbing.sink import AccountingSink
+from pipeline.plumbing.resources import shuffle_partitions
 from pipeline.stage import DOCS, RunContext, Stage
 from pipeline.stats import StageStats, merge_counts
 
@@ -54,12 +54,7 @@ class IngestStage(Stage):
         files_dir.mkdir(parents=True, exist_ok=True)
         # Parts land in scratch first: a doc_id may only be checked once every file is read.
         scratch_dir = ctx.stage_dir(self.name) / "scratch"
-        sink = AccountingSink(
-            scratch_dir,
-            ctx.quarantine_dir(self.name),
-            S.DOCS_SCHEMA,
-            size_column=S.N_BYTES,
-        )
+        sink = self.sink(ctx, S.DOCS_SCHEMA, data_dir=scratch_dir)
         (
             ray.data.from_items([asdict(t) for t in tasks], override_num_blocks=len(tasks))
             .map_batches(
@@ -71,7 +66,10 @@ class IngestStage(Stage):
             .write_datasink(sink)
         )
         moved = settle_duplicate_ids(
-            scratch_dir, ctx.data_dir(self.name), ctx.quarantine_dir(self.name)
+            scratch_dir,
+            ctx.data_dir(self.name),
+            ctx.quarantine_dir(self.name),
+            partitions=shuffle_partitions(self.config),
         )
         shutil.rmtree(scratch_dir, ignore_errors=True)
         per_file = [json.loads((files_dir / f"{t.task_id}.json").read_text()) for t in tasks]

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.models.weights import weights_sha256
+from pipeline.plumbing.hashing import file_sha256
 
 log = logging.getLogger("pipeline.models")
 
@@ -96,14 +97,14 @@ def _build_cached(
 
 
 def _source_info() -> dict:
-    from pipeline.models.smollm2 import SOURCE_PACKAGE, find_gguf, sha256_file, source_version
+    from pipeline.models.smollm2 import SOURCE_PACKAGE, find_gguf, source_version
 
     gguf = find_gguf()
     return {
         "source_package": SOURCE_PACKAGE,
         "source_version": source_version(),
         "gguf_file": gguf.name,
-        "gguf_sha256": sha256_file(gguf),
+        "gguf_sha256": file_sha256(gguf),
     }
 
 

@@ -183,7 +183,7 @@ def preset_arithmetic(
 
     - the engine's GPUs (tensor x pipeline parallel) are the GPUs its Ray actor reserves, so
       tensor_parallel_size x num_actors = num_gpus_per_actor x num_actors, what the rewrite
-      stage asks Ray for (`pipeline.ray_ops.engine_actor_args`: num_gpus per actor);
+      stage asks Ray for (`pipeline.plumbing.resources.engine_actor_args`: num_gpus per actor);
     - weights, the overhead allowance and one max_model_len request fit within
       gpu_memory_utilization (vLLM refuses to start otherwise);
     - max_model_len covers a full-length request (`request`);

@@ -13,7 +13,6 @@ are saved beside the weights so vLLM and `AutoTokenizer` load the folder offline
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import logging
 from pathlib import Path
@@ -58,14 +57,6 @@ def find_gguf() -> Path:
 
 def source_version() -> str:
     return importlib.metadata.version(SOURCE_PACKAGE)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def convert_gguf_to_checkpoint(

@@ -12,7 +12,6 @@ jobs/train_quality_classifier.py trains one from labelled JSONL and reports held
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import tempfile
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from pipeline.plumbing.hashing import stable_fraction
 
 _LABEL_PREFIX = "__label__"
 _SPACE = re.compile(r"\s+")
@@ -40,8 +41,7 @@ def split_rows(
     whatever the file order, so reruns and appended data keep their held-out set."""
     train, heldout = [], []
     for row in rows:
-        digest = hashlib.blake2b(f"{seed}\0{row['text']}".encode(), digest_size=8).digest()
-        side = heldout if int.from_bytes(digest, "big") / 2**64 < heldout_fraction else train
+        side = heldout if stable_fraction(seed, row["text"]) < heldout_fraction else train
         side.append(row)
     return train, heldout
 

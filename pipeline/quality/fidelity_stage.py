@@ -24,7 +24,7 @@ from pathlib import Path
 import ray
 
 from pipeline import schema as S
-from pipeline.plumbing.sink import AccountingSink
+from pipeline.plumbing.resources import engine_actor_args, shuffle_partitions
 from pipeline.quality import rewrite_dedup as D
 from pipeline.quality.fidelity import SCORED_SCHEMA, fidelity_rules, score_rewrites
 from pipeline.quality.histograms import score_stats
@@ -32,10 +32,7 @@ from pipeline.ray_ops import (
     cogroup,
     count_non_null,
     count_rows,
-    engine_actor_args,
-    parquet_parts,
     read_parts,
-    shuffle_partitions,
     sum_column,
     write_parts,
 )
@@ -64,7 +61,7 @@ class FidelityStage(Stage):
         source_dir = ctx.output_of(REWRITES)
         work = ctx.stage_dir(self.name) / "work"
         shutil.rmtree(work, ignore_errors=True)
-        parts = shuffle_partitions(None)
+        parts = shuffle_partitions(self.config)
         steps = StepTimer(self.name)
         extra: dict = {}
 
@@ -108,19 +105,12 @@ class FidelityStage(Stage):
             with steps("style cap"):
                 current = _style_cap(current, cfg.max_per_style, cfg.dedup.seed)
 
-        sink = AccountingSink(
-            ctx.data_dir(self.name),
-            ctx.quarantine_dir(self.name),
-            S.FIDELITY_SCHEMA,
-            count_by=S.STYLE,
-            size_column=S.N_BYTES,
-        )
+        sink = self.sink(ctx, S.FIDELITY_SCHEMA, count_by=S.STYLE)
         with steps("write"):
             current.write_datasink(sink)
-        written = parquet_parts(ctx.data_dir(self.name)) + parquet_parts(
-            ctx.quarantine_dir(self.name)
+        scores = score_stats(
+            self.written_parts(ctx), HISTOGRAM_COLUMNS, S.FIDELITY_FAILED, cfg.histogram_bins
         )
-        scores = score_stats(written, HISTOGRAM_COLUMNS, S.FIDELITY_FAILED, cfg.histogram_bins)
         extra.update(
             kept_by_style=sink.result.rows_out_by,
             rule_fails=scores["rule_fails"],
@@ -128,13 +118,10 @@ class FidelityStage(Stage):
             score_histograms=scores["histograms"],
             step_seconds=steps.seconds,
         )
-        return StageStats(
-            stage=self.name,
+        return self.stats(
+            sink.result,
             rows_in=count_rows(source_dir),
-            rows_out=sink.result.rows_out,
-            dropped=sink.result.dropped,
             bytes_in=sum_column(source_dir, S.N_BYTES),
-            bytes_out=sink.result.bytes_out,
             extra=extra,
         )
 
@@ -173,7 +160,7 @@ class FidelityStage(Stage):
                 batch_format="pyarrow",
                 fn_kwargs={"keys": BAND_KEYS, "keep": keep, "n_groups": n_groups},
             )
-            .groupby(COARSE, num_partitions=shuffle_partitions(None))
+            .groupby(COARSE, num_partitions=shuffle_partitions(self.config))
             .map_groups(
                 _verify_group,
                 batch_format="pyarrow",

@@ -15,7 +15,6 @@ rewrites that passed the heuristic rules is sent to the engine with vLLM's struc
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import pyarrow.compute as pc
 
 from pipeline import schema as S
 from pipeline.config.fidelity import JudgeConfig
+from pipeline.plumbing.hashing import stable_fraction
 
 JUDGE_REJECTED = "judge_rejected"
 VERDICT_SCHEMA: dict[str, Any] = {
@@ -46,8 +46,7 @@ _INSTRUCTION = (
 
 
 def sampled(rewrite_id: str, fraction: float, seed: int) -> bool:
-    digest = hashlib.blake2b(f"{seed}\0{rewrite_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 < fraction
+    return stable_fraction(seed, rewrite_id) < fraction
 
 
 def judge_messages(source: str, rewrite: str, style: str, max_chars: int) -> list[dict]:

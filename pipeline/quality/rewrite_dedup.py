@@ -19,8 +19,6 @@ component rounds).
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +26,7 @@ import pyarrow.compute as pc
 from pipeline import schema as S
 from pipeline.config import ShingleConfig
 from pipeline.config.fidelity import RewriteDedupConfig
+from pipeline.plumbing.hashing import stable_rank
 from pipeline.similarity.buckets import BAND_KEYS, N_SHINGLES, bucket_runs
 from pipeline.similarity.lsh import band_keys, optimal_bands, run_pairs
 from pipeline.similarity.minhash import minhash_signatures
@@ -70,12 +69,6 @@ PAIRS_SCHEMA = pa.schema(
 )
 
 
-def stable_rank(key: str, seed: int) -> int:
-    """A pseudo-random, stable order: which duplicate survives, which rewrites a cap keeps."""
-    digest = hashlib.blake2b(f"{seed}\0{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1  # fits int64
-
-
 def resolve_bands(cfg: RewriteDedupConfig) -> tuple[int, int]:
     return optimal_bands(cfg.threshold, cfg.num_perm, _FP_WEIGHT, _FN_WEIGHT)
 
@@ -106,7 +99,7 @@ def dedup_features(batch: pa.Table, cfg: RewriteDedupConfig) -> pa.Table:
             S.DOC_ID: batch[S.REWRITE_ID],
             SOURCE_DOC: batch[S.DOC_ID],
             S.STYLE: batch[S.STYLE],
-            RANK: pa.array([stable_rank(i, cfg.seed) for i in ids], pa.int64()),
+            RANK: pa.array([stable_rank(cfg.seed, i) for i in ids], pa.int64()),
             S.N_BYTES: batch[S.N_BYTES],
             N_SHINGLES: pc.list_value_length(lists[REWRITE_SHINGLES]).cast(pa.int64()),
             REWRITE_SHINGLES: lists[REWRITE_SHINGLES],
@@ -181,7 +174,7 @@ def mark_doc_group(rows: pa.Table, pairs: pa.Table, max_per_doc: int | None, see
     if max_per_doc is not None:
         kept = sorted(
             (i for i in range(len(ids)) if reason[i] is None),
-            key=lambda i: (stable_rank(ids[i], seed), ids[i]),
+            key=lambda i: (stable_rank(seed, ids[i]), ids[i]),
         )
         for i in kept[max_per_doc:]:
             reason[i] = SOURCE_DOC_CAP
@@ -198,7 +191,7 @@ def style_tops(batch: pa.Table, cap: int, seed: int) -> pa.Table:
         ids = kept.filter(pc.equal(kept[S.STYLE], style))[S.REWRITE_ID].to_pylist()
         out[S.STYLE].append(style)
         out["count"].append(len(ids))
-        out["ranks"].append(sorted(stable_rank(i, seed) for i in ids)[:cap])
+        out["ranks"].append(sorted(stable_rank(seed, i) for i in ids)[:cap])
     return pa.table(
         out,
         schema=pa.schema(
@@ -226,7 +219,7 @@ def apply_style_cap(batch: pa.Table, cutoffs: dict[str, int], cap: int, seed: in
         if (
             reason[i] is None
             and style in cutoffs
-            and stable_rank(rewrite_id, seed) > cutoffs[style]
+            and stable_rank(seed, rewrite_id) > cutoffs[style]
         ):
             reason[i] = STYLE_CAP
             detail[i] = f"more than fidelity.max_per_style={cap} {style} rewrites"

@@ -19,12 +19,11 @@ import pyarrow as pa
 
 from pipeline import schema as S
 from pipeline.config.quality import QualityConfig
+from pipeline.plumbing.snippets import snippet
 from pipeline.quality.heuristics import params_for, quality_scores
 from pipeline.quality.language import identify
 from pipeline.quality.rules import Rule, failing_rules, quality_rules, skipped
 from pipeline.quality.textstats import text_stats
-
-SNIPPET_CHARS = 200
 
 
 def batch_scores(texts: pa.Array, cfg: QualityConfig, pylist: list[str]) -> dict[str, Any]:
@@ -100,7 +99,7 @@ def score_documents(batch: pa.Table, cfg: QualityConfig) -> pa.Table:
         S.QUALITY_FAILED: failed,
         S.DROP_REASON: reasons,
         S.DROP_DETAIL: details,
-        S.SNIPPET: [t[:SNIPPET_CHARS] if r else None for t, r in zip(pylist, reasons, strict=True)],
+        S.SNIPPET: [snippet(t) if r else None for t, r in zip(pylist, reasons, strict=True)],
     }
     out = batch.drop_columns([c for c in columns if c in batch.column_names])
     for f in [*S.QUALITY_FIELDS, *S.DROP_FIELDS]:

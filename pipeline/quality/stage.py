@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import schema as S
-from pipeline.plumbing.sink import AccountingSink
 from pipeline.quality.histograms import score_stats
 from pipeline.quality.rules import quality_rules
 from pipeline.quality.scoring import score_documents
@@ -60,29 +59,20 @@ class QualityStage(Stage):
         cfg = self.config.quality
         source_dir = ctx.output_of(DOCS)
         input_schema = _input_schema(source_dir)
-        sink = AccountingSink(
-            ctx.data_dir(self.name),
-            ctx.quarantine_dir(self.name),
-            output_schema_for(input_schema),
-            size_column=S.N_BYTES,
-        )
+        sink = self.sink(ctx, output_schema_for(input_schema))
         read_parts(source_dir, input_schema).map_batches(
             score_documents,
             batch_size=cfg.batch_rows,
             batch_format="pyarrow",
             fn_kwargs={"cfg": cfg},
         ).write_datasink(sink)
-        written = parquet_parts(ctx.data_dir(self.name)) + parquet_parts(
-            ctx.quarantine_dir(self.name)
+        scores = score_stats(
+            self.written_parts(ctx), HISTOGRAM_COLUMNS, S.QUALITY_FAILED, cfg.histogram_bins
         )
-        scores = score_stats(written, HISTOGRAM_COLUMNS, S.QUALITY_FAILED, cfg.histogram_bins)
-        return StageStats(
-            stage=self.name,
+        return self.stats(
+            sink.result,
             rows_in=count_rows(source_dir),
-            rows_out=sink.result.rows_out,
-            dropped=sink.result.dropped,
             bytes_in=sum_column(source_dir, S.N_BYTES),
-            bytes_out=sink.result.bytes_out,
             extra={
                 "kept_by_source": sink.result.rows_out_by,
                 "rule_fails": scores["rule_fails"],

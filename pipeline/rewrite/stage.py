@@ -17,7 +17,6 @@ Resources come from the model preset: `model.num_actors`, `num_cpus_per_actor`,
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import math
@@ -32,8 +31,9 @@ import ray
 from pipeline import schema as S
 from pipeline.config import Config
 from pipeline.plumbing.atomic import atomic_write_json
-from pipeline.plumbing.sink import AccountingSink
-from pipeline.ray_ops import engine_actor_args, parquet_parts, read_parts, sum_column
+from pipeline.plumbing.hashing import stable_rank
+from pipeline.plumbing.resources import engine_actor_args, task_resources
+from pipeline.ray_ops import parquet_parts, read_parts, sum_column
 from pipeline.rewrite.attempts import ATTEMPTS_DIR, AttemptCounts, set_aside
 from pipeline.stage import DOCS, REWRITES, RunContext, Stage
 from pipeline.stats import StageStats
@@ -53,8 +53,7 @@ CLOCKS_DIR = "engine"  # <run>/rewrite/engine/actor-<pid>.json: each actor's Eng
 
 def doc_rank(doc_id: str, seed: int) -> int:
     """A stable pseudo-random rank: the documents rewritten are those with the smallest."""
-    digest = hashlib.blake2b(f"{seed}\0{doc_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1  # fits int64
+    return stable_rank(seed, doc_id)
 
 
 class RewriteActor:
@@ -204,13 +203,7 @@ class RewriteStage(Stage):
         }
         clock_dir = ctx.stage_dir(self.name) / CLOCKS_DIR
         clock_dir.mkdir(parents=True, exist_ok=True)
-        sink = AccountingSink(
-            ctx.data_dir(self.name),
-            ctx.quarantine_dir(self.name),
-            S.REWRITES_SCHEMA,
-            count_by=S.STYLE,
-            size_column=S.N_BYTES,
-        )
+        sink = self.sink(ctx, S.REWRITES_SCHEMA, count_by=S.STYLE)
         marked = docs.map_batches(
             _mark_selected, batch_format="pyarrow", fn_kwargs={"cutoff": cutoff, "seed": cfg.seed}
         )
@@ -243,13 +236,10 @@ class RewriteStage(Stage):
             column: sum_column(data, column) + sum_column(dropped, column)
             for column in (S.INPUT_TOKENS, S.OUTPUT_TOKENS, S.REQUESTS, S.CACHED, S.N_CHUNKS)
         }
-        return StageStats(
-            stage=self.name,
+        return self.stats(
+            sink.result,
             rows_in=rows_in,
-            rows_out=sink.result.rows_out,
-            dropped=sink.result.dropped,
             bytes_in=sum_column(ctx.output_of(DOCS), S.N_BYTES),
-            bytes_out=sink.result.bytes_out,
             extra={
                 "documents": sum(counts.values()),
                 "documents_selected": selected,
@@ -270,7 +260,7 @@ class RewriteStage(Stage):
 
 def _set_aside_attempts(directories: list[Path], out_dir: Path) -> AttemptCounts:
     """One Ray task per written part: its rejected samples to out_dir, its counts back."""
-    task = ray.remote(num_cpus=1)(set_aside)
+    task = ray.remote(**task_resources())(set_aside)
     parts = [p for d in directories for p in parquet_parts(d)]
     total = AttemptCounts()
     for counts in ray.get([task.remote(p, str(out_dir)) for p in parts]):

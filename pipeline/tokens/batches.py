@@ -22,6 +22,8 @@ import ray
 
 from pipeline import schema as S
 from pipeline.config.shards import ShardsConfig
+from pipeline.plumbing.hashing import stable_rank
+from pipeline.plumbing.snippets import snippet
 from pipeline.tokens.mixing import (
     EMPTY,
     HELDOUT_KEY,
@@ -32,11 +34,8 @@ from pipeline.tokens.mixing import (
     PARENT_ID,
     TOO_SHORT,
     Plan,
-    key63,
 )
 from pipeline.tokens.tokenizers import Tokenizer, TokenizerSpec, load_tokenizer
-
-SNIPPET_CHARS = 200
 
 META_COLUMNS = [S.KIND, S.SOURCE, S.STYLE, S.N_TOKENS, S.N_BYTES, ORDER, HELDOUT_KEY, MIX_KEY]
 QUARANTINE_KEPT_SCHEMA = pa.schema(
@@ -94,7 +93,7 @@ def tokenize_batch(batch: pa.Table, spec: TokenizerSpec, token_dtype: str, seed:
     row_ids = batch[S.DOC_ID].to_pylist()
     parents = batch[PARENT_ID].to_pylist()
     order = [
-        key63(seed, k, r, hashlib.blake2b(t.encode()).hexdigest())
+        stable_rank(seed, k, r, hashlib.blake2b(t.encode()).hexdigest())
         for k, r, t in zip(kinds, row_ids, texts, strict=True)
     ]
     return pa.table(
@@ -106,10 +105,10 @@ def tokenize_batch(batch: pa.Table, spec: TokenizerSpec, token_dtype: str, seed:
             S.N_TOKENS: pa.array(lengths.astype(np.int32)),
             S.TOKENS: pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)),
             ORDER: pa.array(order, pa.int64()),
-            HELDOUT_KEY: pa.array([key63(seed, "heldout", p) for p in parents], pa.int64()),
-            MIX_KEY: pa.array([key63(seed, "mix", r) for r in row_ids], pa.int64()),
+            HELDOUT_KEY: pa.array([stable_rank(seed, "heldout", p) for p in parents], pa.int64()),
+            MIX_KEY: pa.array([stable_rank(seed, "mix", r) for r in row_ids], pa.int64()),
             S.N_BYTES: batch[S.N_BYTES],
-            S.SNIPPET: pa.array([t[:SNIPPET_CHARS] for t in texts], pa.string()),
+            S.SNIPPET: pa.array([snippet(t) for t in texts], pa.string()),
         },
         schema=tokenized_schema(token_dtype),
     )
@@ -169,7 +168,7 @@ def training_lines(inputs: ray.data.Dataset | None, max_bytes: int, seed: int) -
 
 def _training_key(batch: pa.Table, seed: int) -> pa.Table:
     keys = [
-        key63(seed, "train", k, r)
+        stable_rank(seed, "train", k, r)
         for k, r in zip(batch[S.KIND].to_pylist(), batch[S.DOC_ID].to_pylist(), strict=True)
     ]
     return batch.select([S.TEXT, S.N_BYTES]).append_column("_train_key", pa.array(keys, pa.int64()))

@@ -27,9 +27,10 @@ import pyarrow.parquet as pq
 
 from pipeline import schema as S
 from pipeline.plumbing.atomic import commit, temp_path
+from pipeline.plumbing.hashing import file_sha256
 from pipeline.tokens.manifest import ManifestError
 from pipeline.tokens.mixing import PARENT_ID
-from pipeline.tokens.shards import SHARD_SUFFIX, sha256_file
+from pipeline.tokens.shards import SHARD_SUFFIX
 
 FROM_REWRITE = (
     S.PROMPT_ID,
@@ -119,7 +120,7 @@ def write_lineage(directory: Path, shard_file: str, rows: pa.Table) -> LineageIn
     try:
         # One row group: the file is read whole, and its layout depends on the rows alone.
         pq.write_table(table, tmp, row_group_size=max(1, table.num_rows), **_WRITE_OPTIONS)
-        info = LineageInfo(shard_file, name, table.num_rows, tmp.stat().st_size, sha256_file(tmp))
+        info = LineageInfo(shard_file, name, table.num_rows, tmp.stat().st_size, file_sha256(tmp))
         commit(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
@@ -151,7 +152,7 @@ def verify_lineage(directory: Path, manifest: Mapping[str, Any], shard: str | No
         path = directory / entry["file"]
         if not path.is_file():
             raise ManifestError(f"{path}: listed in manifest.json (lineage of {name}) but missing")
-        if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+        if path.stat().st_size != entry["bytes"] or file_sha256(path) != entry["sha256"]:
             raise ManifestError(f"{path}: differs from manifest.json's size or sha256")
         if entry["rows"] != rows.get(name):
             raise ManifestError(f"{path}: {entry['rows']} rows for {rows.get(name)} in {name}")

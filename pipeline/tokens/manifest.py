@@ -32,7 +32,8 @@ import pyarrow as pa
 
 from pipeline import schema as S
 from pipeline.plumbing.atomic import atomic_write_text
-from pipeline.tokens.shards import SHARD_SUFFIX, SPLITS, ShardInfo, sha256_file
+from pipeline.plumbing.hashing import file_sha256
+from pipeline.tokens.shards import SHARD_SUFFIX, SPLITS, ShardInfo
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -214,7 +215,7 @@ def verify_shards(directory: Path, manifest: Mapping[str, Any], verify_sha256: b
                     f"{path}: {size} bytes on disk, {MANIFEST_NAME} says {shard['bytes']} "
                     "(truncated or replaced?)"
                 )
-            if verify_sha256 and (digest := sha256_file(path)) != shard["sha256"]:
+            if verify_sha256 and (digest := file_sha256(path)) != shard["sha256"]:
                 raise ManifestError(
                     f"{path}: sha256 {digest[:16]}... does not match {MANIFEST_NAME}'s "
                     f"{shard['sha256'][:16]}...: the file is corrupted or was modified"

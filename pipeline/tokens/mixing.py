@@ -26,7 +26,6 @@ sources and kinds, and cut into shards of at most shards.target_tokens in that o
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -47,15 +46,6 @@ TOO_SHORT = "too_short"
 HELDOUT_SOURCE = "heldout_source"
 MIXTURE_RATIO = "mixture_ratio"
 KEY_RANGE = 1 << 63
-
-
-def key63(seed: int, *parts: str) -> int:
-    """A stable 63-bit hash of `parts` (blake2b), the same on every machine and run."""
-    digest = hashlib.blake2b(digest_size=8)
-    digest.update(str(seed).encode())
-    for part in parts:
-        digest.update(b"\0" + part.encode("utf-8", "surrogatepass"))
-    return int.from_bytes(digest.digest(), "big") >> 1
 
 
 @dataclass

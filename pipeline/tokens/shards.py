@@ -19,7 +19,6 @@ the input table carried.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import pyarrow.compute as pc
 from pipeline import schema as S
 from pipeline.config.shards import MAX_SHARD_TOKENS
 from pipeline.plumbing.atomic import commit, temp_path
+from pipeline.plumbing.hashing import file_sha256
 
 TRAIN = "train"
 HELDOUT = "heldout"
@@ -74,15 +74,6 @@ def shard_file_name(split: str, index: int) -> str:
     if split not in SPLIT_PREFIX:
         raise ValueError(f"unknown split {split!r}; known: {SPLITS}")
     return f"{SPLIT_PREFIX[split]}-{index:05d}{SHARD_SUFFIX}"
-
-
-def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def shard_table(table: pa.Table, token_dtype: str) -> pa.Table:
@@ -144,7 +135,7 @@ def write_shard(directory: Path, file_name: str, table: pa.Table, token_dtype: s
             rows=canonical.num_rows,
             tokens=int(pc.sum(canonical[S.N_TOKENS]).as_py() or 0),
             bytes=tmp.stat().st_size,
-            sha256=sha256_file(tmp),
+            sha256=file_sha256(tmp),
         )
         commit(tmp, final)
     finally:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from pipeline import schema as S
 from pipeline.config import Config
+from pipeline.plumbing.hashing import file_sha256
 from pipeline.ray_ops import count_rows, parquet_parts
 from pipeline.stage import DOCS, REWRITES, SHARDS, RunContext, Stage
 from pipeline.stats import StageStats, StepTimer
@@ -46,7 +47,6 @@ from pipeline.tokens.shards import (
     SPLIT_PREFIX,
     SPLITS,
     TRAIN,
-    sha256_file,
     token_dtype_for,
 )
 from pipeline.tokens.steps import encode, write_quarantine, write_shards
@@ -94,7 +94,7 @@ class TokenizeStage(Stage):
                 "top_k": m.top_k,
             }
         elif not t.train:  # a file edited in place (or a package upgrade) reruns the stage
-            out["file_sha256"] = sha256_file(read_path(t.path))
+            out["file_sha256"] = file_sha256(read_path(t.path))
         return out
 
     def run(self, ctx: RunContext) -> StageStats:

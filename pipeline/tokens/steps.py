@@ -20,6 +20,7 @@ import pyarrow as pa
 import ray
 
 from pipeline import schema as S
+from pipeline.plumbing.resources import cluster_cpus, task_resources
 from pipeline.plumbing.sink import AccountingSink
 from pipeline.tokens import batches as B
 from pipeline.tokens import parts as P
@@ -36,8 +37,7 @@ def encode(
 ) -> pa.Table:
     """Encode every input row on Ray: tokens go to part files in `part_dir`, and the rows'
     parts.meta_schema() columns come back, in no particular order."""
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    items = plan_items(sources, cpus)
+    items = plan_items(sources, cluster_cpus())
     if not items:
         return P.meta_schema().empty_table()
     part_dir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +55,7 @@ def encode(
             },
             batch_size=None,
             batch_format="pyarrow",
-            num_cpus=1,
+            **task_resources(),
         )
         tables = list(tokenized.iter_batches(batch_size=None, batch_format="pyarrow"))
     return pa.concat_tables(tables) if tables else P.meta_schema().empty_table()

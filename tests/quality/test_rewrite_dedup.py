@@ -7,6 +7,7 @@ from quality_fixtures import faithful_rewrites, recorded_pairs, sample_text
 
 from pipeline import schema as S
 from pipeline.config.fidelity import RewriteDedupConfig
+from pipeline.plumbing.hashing import stable_rank
 from pipeline.quality import rewrite_dedup as D
 from pipeline.quality.fidelity import SCORED_SCHEMA
 from pipeline.similarity.buckets import BAND_KEYS, explode
@@ -60,7 +61,7 @@ def test_duplicates_by_rewrite_and_by_source_but_not_across_styles():
         frozenset(("news/d#student", "news/e#student")): "rewrite",
     }
     for p in pairs:  # the loser is the later one in the stable hash order
-        assert D.stable_rank(p["loser"], CFG.seed) > D.stable_rank(p["winner"], CFG.seed)
+        assert stable_rank(CFG.seed, p["loser"]) > stable_rank(CFG.seed, p["winner"])
         assert p["loser_doc"] == p["loser"].split("#")[0]
 
 
@@ -84,7 +85,7 @@ def test_mark_doc_group_marks_duplicates_then_caps_the_rest():
     capped = [r for r in out if r[S.DROP_REASON] == D.SOURCE_DOC_CAP]
     kept = [r for r in out if r[S.DROP_REASON] is None]
     assert len(kept) == 1 and len(capped) == 1
-    first = min(("news/a#summary", "news/a#expert"), key=lambda i: D.stable_rank(i, 0))
+    first = min(("news/a#summary", "news/a#expert"), key=lambda i: stable_rank(0, i))
     assert kept[0][S.REWRITE_ID] == first
 
 

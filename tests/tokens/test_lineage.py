@@ -11,6 +11,7 @@ from test_manifest import TOKENIZER
 from test_shards import rows_table
 
 from pipeline import schema as S
+from pipeline.plumbing.hashing import file_sha256
 from pipeline.tokens.lineage import (
     CARRIED,
     lineage_entry,
@@ -21,7 +22,7 @@ from pipeline.tokens.lineage import (
 )
 from pipeline.tokens.manifest import ManifestError, build_manifest, read_manifest, write_manifest
 from pipeline.tokens.mixing import PARENT_ID
-from pipeline.tokens.shards import sha256_file, write_shard
+from pipeline.tokens.shards import write_shard
 
 SPANS = [{"index": 0, "start": 0, "end": 40}, {"index": 1, "start": 40, "end": 95}]
 
@@ -52,7 +53,7 @@ def test_row_i_describes_row_i_and_the_bytes_depend_on_the_rows_alone(tmp_path):
     rows = shard_rows([[1, 5, 2], [1, 6, 7, 2], [1, 9, 2]])
     info = write_lineage(tmp_path / "a", "shard-00000.arrow", rows)
     assert info.file == lineage_file("shard-00000.arrow") == "lineage/shard-00000.parquet"
-    assert info.rows == 3 and info.sha256 == sha256_file(tmp_path / "a" / info.file)
+    assert info.rows == 3 and info.sha256 == file_sha256(tmp_path / "a" / info.file)
     assert [p.name for p in (tmp_path / "a" / "lineage").iterdir()] == ["shard-00000.parquet"]
     entry = lineage_entry([info])
     manifest = {
@@ -109,7 +110,7 @@ def test_the_manifest_names_each_lineage_file_with_its_sha256(shard_dir):
     files = manifest["lineage"]["files"]
     assert sorted(files) == ["heldout-00000.arrow", "shard-00000.arrow"]
     assert files["shard-00000.arrow"]["file"] == "lineage/shard-00000.parquet"
-    assert files["shard-00000.arrow"]["sha256"] == sha256_file(
+    assert files["shard-00000.arrow"]["sha256"] == file_sha256(
         shard_dir / "lineage" / "shard-00000.parquet"
     )
     assert manifest["lineage"]["columns"] == S.LINEAGE_SCHEMA.names

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline import schema as S
 from pipeline.config.shards import ShardsConfig
+from pipeline.plumbing.hashing import stable_rank
 from pipeline.tokens.mixing import (
     EMPTY,
     HELDOUT_KEY,
@@ -20,7 +21,6 @@ from pipeline.tokens.mixing import (
     ORDER,
     TOO_SHORT,
     decide,
-    key63,
     make_plan,
     shard_files,
     totals,
@@ -38,9 +38,11 @@ def meta_of(rows: list[tuple[str, str, int]], seed: int = 0) -> dict[str, np.nda
         S.SOURCE: np.array([p.split("/")[0] for p in parents], dtype=object),
         S.STYLE: np.array([None if k == RAW else "qa" for k in kinds], dtype=object),
         S.N_TOKENS: np.array(n, dtype=np.int64),
-        ORDER: np.array([key63(seed, k, i) for k, i in zip(kinds, ids, strict=True)], np.int64),
-        HELDOUT_KEY: np.array([key63(seed, "heldout", p) for p in parents], dtype=np.int64),
-        MIX_KEY: np.array([key63(seed, "mix", i) for i in ids], dtype=np.int64),
+        ORDER: np.array(
+            [stable_rank(seed, k, i) for k, i in zip(kinds, ids, strict=True)], np.int64
+        ),
+        HELDOUT_KEY: np.array([stable_rank(seed, "heldout", p) for p in parents], dtype=np.int64),
+        MIX_KEY: np.array([stable_rank(seed, "mix", i) for i in ids], dtype=np.int64),
     }
 
 

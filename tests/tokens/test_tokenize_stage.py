@@ -15,6 +15,7 @@ from rewrite_rows import MODEL, MODEL_HASH, SAMPLING, chunk_spans, fake_rewrites
 from pipeline import runner
 from pipeline import schema as S
 from pipeline.config import SourceConfig
+from pipeline.plumbing.hashing import file_sha256
 from pipeline.rewrite.prompts import get_template
 from pipeline.stage import DOCS, REWRITES, RunContext
 from pipeline.tokens import inputs
@@ -22,7 +23,7 @@ from pipeline.tokens import parts as P
 from pipeline.tokens import stage as stage_module
 from pipeline.tokens.lineage import read_lineage, verify_lineage
 from pipeline.tokens.manifest import load_manifest
-from pipeline.tokens.shards import open_shard, sha256_file
+from pipeline.tokens.shards import open_shard
 from pipeline.tokens.stage import TokenizeStage
 from pipeline.tokens.steps import encode
 from pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer
@@ -97,7 +98,7 @@ def check_lineage(data: Path, manifest) -> list[dict]:
     for split in ("train", "heldout"):
         for info, path in zip(manifest.shards(split), manifest.paths(split), strict=True):
             entry = manifest.data["lineage"]["files"][info.file]
-            assert entry["sha256"] == sha256_file(data / entry["file"])
+            assert entry["sha256"] == file_sha256(data / entry["file"])
             lineage = read_lineage(data, manifest.data, info.file).to_pylist()
             shard = open_shard(path).select([S.DOC_ID, S.SOURCE, S.KIND, S.STYLE]).to_pylist()
             assert len(lineage) == len(shard) == info.rows == entry["rows"]
@@ -121,7 +122,7 @@ def test_ingest_then_tokenize_accounts_for_every_document(ray_local, corpus, tmp
     assert stats.dropped == {"too_short": 1}
     data = tmp_path / "one" / "tokenize" / "data"
     tok_file = tmp_path / "one" / "tokenize" / "tokenizer" / "tokenizer.model"
-    manifest = load_manifest(data, tokenizer_sha256=sha256_file(tok_file))
+    manifest = load_manifest(data, tokenizer_sha256=file_sha256(tok_file))
     assert manifest.token_dtype == "uint16" and manifest.tokenizer["vocab_size"] == 400
     assert manifest.tokenizer["source"] == "trained:tokenize/tokenizer/tokenizer.model"
     assert manifest.documents("train") + manifest.documents("heldout") == stats.rows_out
