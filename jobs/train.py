@@ -31,7 +31,6 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.config import ConfigError, to_config
-from pipeline.config.train import train_problems
 
 log = logging.getLogger("pipeline.train")
 
@@ -44,9 +43,8 @@ def main(cfg: DictConfig) -> None:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
         config = to_config(cfg)
-        # Only the train group: the corpus and rewrite settings are the pipeline job's.
-        if problems := train_problems(config.train):
-            raise ConfigError("\n".join(problems))
+        # torch, transformers and Ray load with these: only once the config is known good, so
+        # a config error is reported at once.
         from pipeline.train.ray_train import resolve_plan
 
         plan = resolve_plan(config)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import enum
 import inspect
 import io
 import re
@@ -30,6 +31,9 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# Imported for the schema, and because it registers base_config and the resolvers compose needs.
+from pipeline.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -75,10 +79,19 @@ def field_comments(cls: type) -> dict[str, str]:
     return docs
 
 
+def _has_enum(tp: Any) -> bool:
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return True
+    return any(_has_enum(a) for a in typing.get_args(tp))
+
+
 def type_name(tp: Any) -> str:
-    """`int | None`, `dict[str, SourceConfig]`, `Any`: the annotation as one writes it."""
+    """`int | None`, `dict[str, SourceConfig]`, `Any`: the annotation as one writes it; an
+    Enum as its choices (`word | char`), which is what a YAML file or an override may say."""
     if isinstance(tp, str):
         return tp
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return " | ".join(str(m.value) for m in tp)
     if tp is type(None):
         return "None"
     if tp is Any:
@@ -183,7 +196,8 @@ def reference_rows(
         value = _lookup(defaults, key) if defaults is not None else _ABSENT
         if value is _ABSENT or (nested and nested[0][0] == key):
             value = _dataclass_default(f)
-        annotation = f.type if isinstance(f.type, str) else type_name(tp)
+        shown_as_written = isinstance(f.type, str) and not _has_enum(tp)
+        annotation = f.type if shown_as_written else type_name(tp)
         yield Row(key, annotation, format_value(value), " ".join(doc.split()))
         for child_key, child in nested:
             yield from reference_rows(child, f"{child_key}.", defaults, (*_seen, cls))
@@ -214,8 +228,6 @@ def composed_defaults(conf: Path = CONF) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    import pipeline.config  # noqa: F401  registers base_config and the resolvers
-
     with initialize_config_dir(str(conf), version_base=None):
         return OmegaConf.to_container(compose("config"), resolve=False)  # type: ignore[return-value]
 
@@ -235,7 +247,7 @@ def _cell(text: str) -> str:
 def render(config_cls: type | None = None, conf: Path = CONF) -> str:
     """The reference: the groups and their options, then one table per top-level section."""
     if config_cls is None:
-        from pipeline.config import Config as config_cls
+        config_cls = Config
     groups, chosen = group_options(conf), default_options(conf)
     defaults = composed_defaults(conf)
     shown = {

@@ -70,11 +70,16 @@ class RunSummary:
         }
 
 
-def run_pipeline(config: Config, run_dir: Path) -> RunSummary:
+def check_config(config: Config) -> None:
+    """`validate`, then each stage in run.stages checks what only its code can tell (files)."""
     validate(config, tuple(STAGES))
     problems = [p for name in config.run.stages for p in STAGES[name].check(config)]
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def run_pipeline(config: Config, run_dir: Path) -> RunSummary:
+    check_config(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     # One run per directory: a second one refuses (RunLocked) before it writes anything.
     with run_lock(run_dir):

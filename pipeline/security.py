@@ -2,9 +2,10 @@
 
 - `confined(path, root)`: a path built from config or data must stay inside its root
   (ids and names with `..`, `/` or a symlink out of the root raise PathEscape).
-- `security_problems(cfg)`: `validate()`'s share: a Hydra `_target_` anywhere in the config
-  must name one of the project's own classes (`pipeline.`), and remote code is switched on
-  only by `model.trust_remote_code`, never through `model.engine`.
+- `name_problems(cfg)`, `security_problems(cfg)`: `validate()`'s share, checked on the config
+  as it is run: run and source names are plain names; a Hydra `_target_` anywhere in the
+  config must name one of the project's own classes (`pipeline.`), and remote code is switched
+  on only by `model.trust_remote_code`, never through `model.engine`.
 - The `plain_name` resolver keeps Hydra's run directory under run.output_root: Hydra creates
   it (and writes .hydra/ there) before the job's own validation can refuse a bad run.name.
 
@@ -109,6 +110,19 @@ def remote_code_problems(cfg: Any) -> list[str]:
             "(off by default: remote code runs with the job's rights)"
         ]
     return []
+
+
+def name_problems(cfg: Any) -> list[str]:
+    """run.name and source names become path components: each must be one plain name."""
+    problems = []
+    if not is_plain_name(cfg.run.name):
+        problems.append(f"run.name: {cfg.run.name!r} is not a plain name")
+    problems += [
+        f"corpus.sources.{name}: a source name is letters, digits, '_', '-', '.'"
+        for name in cfg.corpus.sources
+        if not is_plain_name(name)
+    ]
+    return problems
 
 
 def security_problems(cfg: Any) -> list[str]:

@@ -71,7 +71,7 @@ def test_validate_names_the_key(field, value, problem):
     config = to_config(compose_config())
     OmegaConf.update(node := OmegaConf.structured(config), field, value, merge=False)
     with pytest.raises(ConfigError, match=rf"(?m)^{field}: .*{problem}"):
-        validate(OmegaConf.to_object(node), tuple(STAGES))
+        validate(to_config(node), tuple(STAGES))
 
 
 def run_job(*overrides: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+from pipeline.config.ranges import Checked, positive
+
+
+class ShuffleStrategy(StrEnum):
+    """Ray Data's shuffle strategies (ray.data.context.ShuffleStrategy)."""
+
+    sort_shuffle_pull_based = "sort_shuffle_pull_based"
+    sort_shuffle_push_based = "sort_shuffle_push_based"
+    hash_shuffle = "hash_shuffle"
+    shuffle_v2 = "shuffle_v2"
 
 
 @dataclass
-class ClusterConfig:
+class ClusterConfig(Checked):
     # null: start a local Ray inside the job. "auto" or "ray://host:10001": join a cluster.
     address: str | None = None
     num_cpus: int | None = None  # local Ray only; null = all cores
@@ -24,4 +36,7 @@ class ClusterConfig:
     # Ray Data's shuffle for groupby and cogroup. Measured on 2 cores: a sort-based pull
     # shuffle runs a small groupby in ~0.3 s, the hash shuffle's aggregator actors ~1-5 s.
     # Clusters with large shuffles want "hash_shuffle" (conf/cluster/remote.yaml).
-    shuffle_strategy: str = "sort_shuffle_pull_based"
+    shuffle_strategy: ShuffleStrategy = ShuffleStrategy.sort_shuffle_pull_based
+
+    def problems(self) -> list[str]:
+        return positive(self, "num_cpus")

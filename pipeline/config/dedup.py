@@ -3,24 +3,55 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pipeline.config.ranges import Checked, at_least, within
+
+
+class ShingleKind(StrEnum):
+    word = "word"
+    char = "char"
+
+
+class Punctuation(StrEnum):
+    strip = "strip"
+    keep = "keep"
+
+
+class ContainmentAction(StrEnum):
+    flag = "flag"
+    remove = "remove"
+
+
+class Verify(StrEnum):
+    jaccard = "jaccard"
+    estimate = "estimate"
+
+
+class Survivor(StrEnum):
+    longest = "longest"
+    smallest_id = "smallest_id"
 
 
 @dataclass
-class ShingleConfig:
+class ShingleConfig(Checked):
     # "word": word n-grams (robust to reflowed lines); "char": character n-grams (catches
     # edits inside words and scripts without spaces). bench/dedup.py: char 5-grams squeeze
     # the similarity range (30% word edits still score 0.53) and unrelated documents collide
     # (125k-661k candidates vs ~1.2k at t<=0.6); word 3- and 5-grams separate edit rates
     # equally well and 5-grams give fewer candidates, so word 5-grams are the default.
-    kind: str = "word"
+    kind: ShingleKind = ShingleKind.word
     n: int = 5
     lowercase: bool = True
     # "strip": punctuation separates words and is dropped; "keep": each mark is a token.
-    punctuation: str = "strip"
+    punctuation: Punctuation = Punctuation.strip
+
+    def problems(self) -> list[str]:
+        return at_least(self, 1, "n")
 
 
 @dataclass
-class ContainmentConfig:
+class ContainmentConfig(Checked):
     # Partial duplicates: a document mostly contained in a longer one (an excerpt, a truncated
     # copy, an article quoted whole in a longer page) has low Jaccard with its container, so
     # the whole-document LSH misses it. Candidates are documents that share anchors: the
@@ -39,11 +70,16 @@ class ContainmentConfig:
     # all the smaller document has).
     anchor_every: int = 8
     min_shared_anchors: int = 2
-    action: str = "flag"  # "flag": keep, mark partial_dup_of; "remove": drop it
+    action: ContainmentAction = ContainmentAction.flag  # flag: keep, mark partial_dup_of
+
+    def problems(self) -> list[str]:
+        return within(self, 0, 1, "threshold", low_open=True, high_open=True) + at_least(
+            self, 1, "anchor_every", "min_shared_anchors"
+        )
 
 
 @dataclass
-class DedupConfig:
+class DedupConfig(Checked):
     exact: bool = True
     near: bool = True
     shingle: ShingleConfig = field(default_factory=ShingleConfig)
@@ -63,13 +99,13 @@ class DedupConfig:
     rows: int | None = None
     # "jaccard": verify candidate pairs on the exact shingle sets; "estimate": trust the
     # signature estimate (cheaper, noisier).
-    verify: str = "jaccard"
+    verify: Verify = Verify.jaccard
     # Buckets larger than this are verified against their first member only (star), which
     # bounds pair work on pathological buckets (boilerplate) at a small recall cost.
     max_bucket_pairs: int = 64
     # Which member of a cluster survives: "longest" (most bytes, then smallest id) or
     # "smallest_id".
-    keep: str = "longest"
+    keep: Survivor = Survivor.longest
     containment: ContainmentConfig = field(default_factory=ContainmentConfig)
     max_cc_iterations: int = 64
     # Connected components in one union-find task up to this many verified edges (real
@@ -82,3 +118,17 @@ class DedupConfig:
     # Documents per map task (a unit of input) and per kernel call within it.
     unit_rows: int = 20_000
     batch_rows: int = 1024
+
+    def problems(self) -> list[str]:
+        problems = within(self, 0, 1, "threshold", low_open=True, high_open=True)
+        problems += at_least(self, 1, "num_perm", "max_bucket_pairs", "unit_rows", "batch_rows")
+        problems += at_least(self, 0, "local_components_max_edges")
+        if (self.bands is None) != (self.rows is None):
+            problems.append("bands, rows: give both or neither")
+        elif (
+            self.bands is not None
+            and self.rows is not None
+            and self.bands * self.rows > self.num_perm
+        ):
+            problems.append(f"bands * rows: {self.bands * self.rows} > num_perm {self.num_perm}")
+        return problems

@@ -2,19 +2,19 @@
 their sources, the judge, the rewrite dedup and the caps (sources of the numbers: see
 pipeline/config/quality.py).
 
-    from pipeline.config.fidelity import FidelityConfig, fidelity_problems
-    fidelity_problems(FidelityConfig())   # [] or ["fidelity.judge.fraction: ..."]
+    from pipeline.config.fidelity import FidelityConfig, JudgeConfig
+    FidelityConfig(judge=JudgeConfig(fraction=0))   # ConfigError("fraction: must be in (0, 1] ...")
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.config.quality import range_problems
+from pipeline.config.ranges import Checked, at_least, thresholds, within
 
 
 @dataclass
-class JudgeConfig:
+class JudgeConfig(Checked):
     """An LLM judge through the rewriter's vLLM engine, JSON-schema constrained output."""
 
     enabled: bool = False  # off: the 135M default model is no judge (see judge.py)
@@ -25,9 +25,16 @@ class JudgeConfig:
     max_tokens: int = 96  # the verdict is short JSON; a cut one is kept, unjudged
     batch_rows: int = 32  # rewrites per actor call
 
+    def problems(self) -> list[str]:
+        problems = within(self, 0, 1, "fraction", low_open=True)
+        problems += at_least(self, 1, "batch_rows", "max_tokens")
+        if self.min_score is not None and not 1 <= self.min_score <= 5:
+            problems.append(f"min_score: must be in 1..5, got {self.min_score}")
+        return problems
+
 
 @dataclass
-class RewriteDedupConfig:
+class RewriteDedupConfig(Checked):
     """MinHash-LSH over rewrites and their sources (pipeline/similarity's functions)."""
 
     enabled: bool = True  # off: no rewrite dedup (the caps still apply)
@@ -38,9 +45,13 @@ class RewriteDedupConfig:
     seed: int = 1  # of the MinHash permutations and of the caps' hash order
     max_bucket_pairs: int = 64  # larger buckets verify a star (dedup.max_bucket_pairs)
 
+    def problems(self) -> list[str]:
+        problems = within(self, 0, 1, "threshold", low_open=True, high_open=True)
+        return problems + at_least(self, 1, "shingle_n", "num_perm")
+
 
 @dataclass
-class FidelityConfig:
+class FidelityConfig(Checked):
     # Characters of the rewrite / of the source it rewrote. [measured] on the recorded model
     # outputs and hand-written faithful rewrites of their sources (tests/quality/*.json):
     # faithful 0.73-1.03; the model's failures 0.13 (a one-line comment) to 2.7 (verse).
@@ -120,39 +131,15 @@ class FidelityConfig:
     batch_rows: int = 64  # rewrites per map_batches call
     histogram_bins: int = 10  # bins of the score histograms in the stats
 
-
-def fidelity_problems(cfg: FidelityConfig, styles: list[str] | None = None) -> list[str]:
-    problems: list[str] = []
-    range_problems(cfg, "fidelity", problems)
-    for style, bounds in cfg.length_ratio_by_style.items():
-        if len(bounds) != 2 or not 0 <= bounds[0] < bounds[1]:
-            problems.append(
-                f"fidelity.length_ratio_by_style.{style}: want [min, max], 0 <= min < max; "
-                f"got {bounds}"
-            )
-        elif styles is not None and style not in styles:
-            problems.append(f"fidelity.length_ratio_by_style.{style}: unknown style")
-    lo, hi = cfg.min_copied_ngram_ratio, cfg.max_copied_ngram_ratio
-    if lo is not None and hi is not None and lo >= hi:
-        problems.append(f"fidelity.min_copied_ngram_ratio: {lo} >= max {hi}")
-    if not 0 < cfg.judge.fraction <= 1:
-        problems.append(f"fidelity.judge.fraction: must be in (0, 1], got {cfg.judge.fraction}")
-    if cfg.judge.min_score is not None and not 1 <= cfg.judge.min_score <= 5:
-        problems.append(f"fidelity.judge.min_score: must be in 1..5, got {cfg.judge.min_score}")
-    if not 0 < cfg.dedup.threshold < 1:
-        problems.append(f"fidelity.dedup.threshold: must be in (0, 1), got {cfg.dedup.threshold}")
-    for key, value in {
-        "fidelity.copy_ngram": cfg.copy_ngram,
-        "fidelity.dedup.shingle_n": cfg.dedup.shingle_n,
-        "fidelity.dedup.num_perm": cfg.dedup.num_perm,
-        "fidelity.batch_rows": cfg.batch_rows,
-        "fidelity.judge.batch_rows": cfg.judge.batch_rows,
-        "fidelity.judge.max_tokens": cfg.judge.max_tokens,
-    }.items():
-        if value < 1:
-            problems.append(f"{key}: must be >= 1, got {value}")
-    for key in ("max_per_source_doc", "max_per_style"):
-        value = getattr(cfg, key)
-        if value is not None and value < 1:
-            problems.append(f"fidelity.{key}: must be >= 1 or null, got {value}")
-    return problems
+    def problems(self) -> list[str]:
+        problems = thresholds(self) + at_least(self, 1, "copy_ngram", "batch_rows")
+        problems += at_least(self, 1, "max_per_source_doc", "max_per_style", or_null=True)
+        for style, bounds in self.length_ratio_by_style.items():
+            if len(bounds) != 2 or not 0 <= bounds[0] < bounds[1]:
+                problems.append(
+                    f"length_ratio_by_style.{style}: want [min, max], 0 <= min < max; got {bounds}"
+                )
+        low, high = self.min_copied_ngram_ratio, self.max_copied_ngram_ratio
+        if low is not None and high is not None and low >= high:
+            problems.append(f"min_copied_ngram_ratio: {low} >= max {high}")
+        return problems

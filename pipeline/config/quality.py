@@ -8,20 +8,21 @@ kept as a column), and `enabled: false` skips a whole family. Sources of the num
 [DataTrove] datatrove 0.10.1's implementation of the rule, where the paper leaves it open;
 [measured] on data/sample or the recorded real-model rewrites (see the comment at the value).
 
-    from pipeline.config.quality import QualityConfig, quality_problems
-    quality_problems(QualityConfig())   # [] or ["quality.gopher.min_words: must be >= 0 ..."]
+    from pipeline.config.quality import GopherQualityRules
+    GopherQualityRules(min_words=-1)   # ConfigError("min_words: must be >= 0, got -1")
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
+
+from pipeline.config.ranges import Checked, at_least, thresholds
 
 GOPHER_STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]  # [Gopher]
 
 
 @dataclass
-class GopherQualityRules:
+class GopherQualityRules(Checked):
     """Gopher's quality rules [Gopher]: length, word shape, symbols, lines, stop words."""
 
     enabled: bool = True
@@ -42,9 +43,16 @@ class GopherQualityRules:
     min_stop_words: int | None = 2
     stop_words: list[str] = field(default_factory=lambda: list(GOPHER_STOP_WORDS))  # [Gopher]
 
+    def problems(self) -> list[str]:
+        problems = thresholds(self)
+        low, high = self.min_words, self.max_words
+        if low is not None and high is not None and low > high:
+            problems.append(f"min_words: {low} > max_words {high}")
+        return problems
+
 
 @dataclass
-class GopherRepetitionRules:
+class GopherRepetitionRules(Checked):
     """Table A1 of [Gopher]: each a maximum share of lines, paragraphs or characters."""
 
     enabled: bool = True
@@ -62,9 +70,12 @@ class GopherRepetitionRules:
     max_dup_9gram_char_frac: float | None = 0.11
     max_dup_10gram_char_frac: float | None = 0.10
 
+    def problems(self) -> list[str]:
+        return thresholds(self)
+
 
 @dataclass
-class C4Rules:
+class C4Rules(Checked):
     """C4 keeps only lines ending in . ? ! " or ' (not '...') with >= 5 words and no
     'javascript' or policy phrase, then drops pages with < 3 sentences left [C4] (the paper's
     numbers and its released code, tensorflow_datasets c4_utils; datatrove's defaults swap
@@ -88,9 +99,12 @@ class C4Rules:
     max_javascript_lines: float | None = 0.1
     max_policy_lines: float | None = 0.1  # "privacy policy", "uses cookies", ...: as above
 
+    def problems(self) -> list[str]:
+        return thresholds(self)
+
 
 @dataclass
-class FineWebRules:
+class FineWebRules(Checked):
     """FineWeb's line rules [FineWeb]; lines are the non-blank ones, unstripped [DataTrove]."""
 
     enabled: bool = True
@@ -104,9 +118,12 @@ class FineWebRules:
     max_dup_line_char_frac: float | None = 0.01  # characters in repeated lines [FineWeb]
     max_newline_word_ratio: float | None = 0.3  # newlines per token (lists) [FineWeb]
 
+    def problems(self) -> list[str]:
+        return thresholds(self)
+
 
 @dataclass
-class LanguageRules:
+class LanguageRules(Checked):
     """Language id with py3langid (langid.py's naive Bayes model, shipped in the wheel; 97
     languages): fastText's lid.176 is a download, and nothing here may download a model."""
 
@@ -119,9 +136,15 @@ class LanguageRules:
     # Characters classified, from the start: enough for a confident call, bounded cost.
     max_chars: int = 20_000
 
+    def problems(self) -> list[str]:
+        problems = thresholds(self) + at_least(self, 1, "max_chars")
+        if self.enabled and not self.accepted:
+            problems.append("accepted: no language accepted (disable it instead)")
+        return problems
+
 
 @dataclass
-class ClassifierRules:
+class ClassifierRules(Checked):
     """A fastText model trained by jobs/train_quality_classifier.py; off when path is null."""
 
     path: str | None = None  # a fastText .bin; null: no classifier
@@ -129,9 +152,12 @@ class ClassifierRules:
     min_score: float | None = 0.5  # probability of positive_label; null: score only
     max_chars: int = 20_000  # characters scored, from the start
 
+    def problems(self) -> list[str]:
+        return thresholds(self)
+
 
 @dataclass
-class QualityConfig:
+class QualityConfig(Checked):
     gopher: GopherQualityRules = field(default_factory=GopherQualityRules)
     repetition: GopherRepetitionRules = field(default_factory=GopherRepetitionRules)
     c4: C4Rules = field(default_factory=C4Rules)
@@ -145,40 +171,5 @@ class QualityConfig:
     # Score histograms in the stats: bins between each score's observed min and max.
     histogram_bins: int = 10
 
-
-# Shares and probabilities: in [0, 1].
-_FRACTIONS = ("_frac", "_lines", "min_alpha_words", "min_score", "_ngram_ratio",
-              "max_novel_entity_ratio", "min_compression_ratio")  # fmt: skip
-
-
-def range_problems(obj: object, prefix: str, problems: list[str]) -> None:
-    """Thresholds are >= 0; shares and probabilities (names in _FRACTIONS) are <= 1 too."""
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if value < 0:
-            problems.append(f"{prefix}.{f.name}: must be >= 0, got {value}")
-        elif f.name.endswith(_FRACTIONS) and value > 1:
-            problems.append(f"{prefix}.{f.name}: must be in [0, 1], got {value}")
-
-
-def quality_problems(cfg: QualityConfig) -> list[str]:
-    problems: list[str] = []
-    for name in ("gopher", "repetition", "c4", "fineweb", "language", "classifier"):
-        range_problems(getattr(cfg, name), f"quality.{name}", problems)
-    g = cfg.gopher
-    if g.min_words is not None and g.max_words is not None and g.min_words > g.max_words:
-        problems.append(f"quality.gopher.min_words: {g.min_words} > max_words {g.max_words}")
-    if cfg.language.enabled and not cfg.language.accepted:
-        problems.append("quality.language.accepted: no language accepted (disable it instead)")
-    if cfg.classifier.path is not None and not Path(cfg.classifier.path).is_file():
-        problems.append(f"quality.classifier.path: no file {cfg.classifier.path!r}")
-    for key, value in {
-        "quality.batch_rows": cfg.batch_rows,
-        "quality.histogram_bins": cfg.histogram_bins,
-        "quality.language.max_chars": cfg.language.max_chars,
-    }.items():
-        if value < 1:
-            problems.append(f"{key}: must be >= 1, got {value}")
-    return problems
+    def problems(self) -> list[str]:
+        return at_least(self, 1, "batch_rows", "histogram_bins")

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from pipeline.config.prompts import PromptConfig, builtin_prompts
+from pipeline.config.ranges import Checked, at_least
+
+
+class RewriteMode(StrEnum):
+    autoregressive = "autoregressive"  # chunks in order, each seeing the previous rewrite
+    independent = "independent"  # every chunk on its own
+
+
+class OnTruncated(StrEnum):
+    retry = "retry"
+    drop = "drop"
+    keep = "keep"
 
 
 @dataclass
-class SamplingConfig:
+class SamplingConfig(Checked):
     temperature: float = 0.7
     top_p: float = 0.9
     max_tokens: int = 512
@@ -18,9 +31,12 @@ class SamplingConfig:
     # which batch or actor a chunk landed in.
     seed: int = 0
 
+    def problems(self) -> list[str]:
+        return at_least(self, 1, "max_tokens")
+
 
 @dataclass
-class RewriteConfig:
+class RewriteConfig(Checked):
     # Styles to rewrite in: keys of `rewrite.prompts`. The Nemotron-CC set is left out of the
     # default list (experiment=nemotron_cc selects it).
     styles: list[str] = field(
@@ -43,7 +59,7 @@ class RewriteConfig:
     styles_per_doc: int = 1
     # "autoregressive" (K2): a document's chunks in order, each prompt carrying the previous
     # rewritten chunk as read-only context; "independent": every chunk on its own.
-    mode: str = "autoregressive"
+    mode: RewriteMode = RewriteMode.autoregressive
     # Upper bound on a chunk (tokens of the rewriter's tokenizer); the real budget is also
     # bounded by max_model_len - max_tokens - prompt overhead - context.
     max_chunk_tokens: int = 384
@@ -54,7 +70,7 @@ class RewriteConfig:
     max_chunks_per_doc: int | None = None
     # An output that hit max_tokens: "retry" once with twice the budget, then drop; "drop";
     # or "keep" the truncated text.
-    on_truncated: str = "retry"
+    on_truncated: OnTruncated = OnTruncated.retry
     # Best of n with the fidelity gate as verifier: a chunk whose rewrite the gate rejects
     # (fidelity.* rules, applied to the chunk alone) is sampled again with a new seed, up to
     # this many attempts in all; each rejected attempt is counted and kept in
@@ -74,3 +90,9 @@ class RewriteConfig:
     cache_dir: str = ".cache/generations"
     model_cache: str = ".cache/models"
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    def problems(self) -> list[str]:
+        names = ("styles_per_doc", "max_chunk_tokens", "batch_docs", "max_attempts")
+        return at_least(self, 1, *names) + at_least(
+            self, 0, "max_engine_restarts", "context_tokens"
+        )

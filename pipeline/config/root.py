@@ -7,15 +7,17 @@ ConfigStore so conf/config.yaml can name it first in its defaults list.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from pipeline.config.cluster import ClusterConfig
 from pipeline.config.corpus import CorpusConfig
 from pipeline.config.dedup import DedupConfig
+from pipeline.config.errors import ConfigError
 from pipeline.config.fidelity import FidelityConfig
 from pipeline.config.model import ModelConfig
 from pipeline.config.quality import QualityConfig
@@ -50,9 +52,36 @@ register_configs()
 
 
 def to_config(cfg: DictConfig | dict[str, Any]) -> Config:
-    """Resolve interpolations and turn a composed DictConfig into the typed Config."""
+    """Resolve interpolations and turn a composed DictConfig into the typed Config.
+
+    Each dataclass checks its own ranges when built (pipeline/config/ranges.py); this names
+    every wrong key by its dotted path, all at once, in one ConfigError."""
     if isinstance(cfg, dict):
         cfg = OmegaConf.create(cfg)
     merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
     OmegaConf.resolve(merged)
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    problems: list[str] = []
+    config = _build(merged, "", problems)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config
+
+
+def _build(node: Any, key: str, problems: list[str]) -> Any:
+    """OmegaConf.to_object, but a dataclass's ConfigError gets its node's path in front, and
+    its siblings are still built so that their problems are listed too."""
+    if isinstance(node, ListConfig):
+        return [_build(node[i], f"{key}.{i}", problems) for i in range(len(node))]
+    if not isinstance(node, DictConfig):
+        return node
+    before = len(problems)
+    # node[k] raises MissingMandatoryValue (naming the key) for a value left at ???.
+    items = {str(k): _build(node[k], f"{key}.{k}" if key else str(k), problems) for k in node}
+    cls = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(cls) or len(problems) > before:
+        return items
+    try:
+        return cls(**items)
+    except ConfigError as e:
+        problems += [f"{key}.{line}" if key else line for line in str(e).splitlines()]
+        return None

@@ -1,22 +1,20 @@
-"""The `shards` group (conf/shards/): how token shards are cut, held out and mixed; and the
-checks of both tokenize groups (`tokenizer.*`, `shards.*`).
+"""The `shards` group (conf/shards/): how token shards are cut, held out and mixed.
 
-    python jobs/run.py shards.rewrite_share=0.5        # WRAP's 1:1 raw:rewrite tokens
+python jobs/run.py shards.rewrite_share=0.5        # WRAP's 1:1 raw:rewrite tokens
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from pipeline.config.tokenizer import TOKENIZER_KINDS, TRAIN_MODEL_TYPES, TokenizerConfig
+from pipeline.config.ranges import Checked, at_least, within
 
 # `tokens` is a list<...> with int32 offsets: one shard holds fewer than 2**31 tokens.
 MAX_SHARD_TOKENS = (1 << 31) - 1
 
 
 @dataclass
-class ShardsConfig:
+class ShardsConfig(Checked):
     # Tokens per shard, at most (a single longer document gets a shard of its own). 2**24
     # tokens is 32 MiB as uint16: memory-mapped at once, few files, and one Ray Data block
     # (128 MiB) holds a whole shard.
@@ -40,38 +38,8 @@ class ShardsConfig:
     # Seeds the held-out choice, the mixture sample and the row order within shards.
     seed: int = 0
 
-
-def tokenize_problems(cfg: Any) -> list[str]:
-    """'key: problem' strings for cfg.tokenizer and cfg.shards (empty when all is well)."""
-    t: TokenizerConfig = cfg.tokenizer
-    s: ShardsConfig = cfg.shards
-    problems = []
-    if t.kind not in TOKENIZER_KINDS:
-        problems.append(f"tokenizer.kind: {t.kind!r} not in {TOKENIZER_KINDS}")
-    elif t.kind != "model" and not t.train and not t.path:
-        problems.append(f"tokenizer.path: needed for tokenizer.kind={t.kind}")
-    if t.train_model_type not in TRAIN_MODEL_TYPES:
-        problems.append(
-            f"tokenizer.train_model_type: {t.train_model_type!r} not in {TRAIN_MODEL_TYPES}"
-        )
-    # Byte fallback needs 256 byte pieces and 3 specials before any merge.
-    if not 300 <= t.train_vocab_size <= 1 << 20:
-        problems.append(
-            f"tokenizer.train_vocab_size: must be in [300, 2**20], got {t.train_vocab_size}"
-        )
-    for key, value in {
-        "tokenizer.batch_rows": t.batch_rows,
-        "tokenizer.train_max_bytes": t.train_max_bytes,
-        "shards.target_tokens": s.target_tokens,
-    }.items():
-        if value < 1:
-            problems.append(f"{key}: must be >= 1, got {value}")
-    if s.target_tokens > MAX_SHARD_TOKENS:
-        problems.append(f"shards.target_tokens: at most {MAX_SHARD_TOKENS}, got {s.target_tokens}")
-    if s.min_tokens < 0:
-        problems.append(f"shards.min_tokens: must be >= 0, got {s.min_tokens}")
-    if not 0 <= s.heldout_fraction < 1:
-        problems.append(f"shards.heldout_fraction: must be in [0, 1), got {s.heldout_fraction}")
-    if s.rewrite_share is not None and not 0 < s.rewrite_share < 1:
-        problems.append(f"shards.rewrite_share: must be in (0, 1) or null, got {s.rewrite_share}")
-    return problems
+    def problems(self) -> list[str]:
+        problems = within(self, 1, MAX_SHARD_TOKENS, "target_tokens")
+        problems += at_least(self, 0, "min_tokens")
+        problems += within(self, 0, 1, "heldout_fraction", high_open=True)
+        return problems + within(self, 0, 1, "rewrite_share", low_open=True, high_open=True)

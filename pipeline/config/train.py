@@ -4,21 +4,37 @@ The model to train is the `model` group's preset (its `path`: `local:smollm2-moe
 local MoE) unless `train.init` names another checkpoint directory, or `tiny` (a small random
 Mixtral sized by `train.tiny`, for tests). Shards default to the run's tokenize output.
 
-    from pipeline.config.train import TrainConfig, train_problems
-    problems = train_problems(cfg.train)   # ["train.optim.lr: must be positive, got 0", ...]
+    from pipeline.config.train import OptimConfig
+    OptimConfig(lr=0)   # ConfigError("lr: must be positive, got 0")
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-ATTENTION_MODES = ("document", "causal")
-DTYPES = ("float32", "bfloat16")
-BACKENDS = ("auto", "gloo", "nccl")
+from pipeline.config.ranges import Checked, at_least, positive, within
+
+
+class Attention(StrEnum):
+    document = "document"
+    causal = "causal"
+
+
+class Dtype(StrEnum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+
+
+class Backend(StrEnum):
+    auto = "auto"  # nccl with GPUs, gloo on CPU
+    gloo = "gloo"
+    nccl = "nccl"
 
 
 @dataclass
-class TrainDataConfig:
+class TrainDataConfig(Checked):
     # A token-shard directory (manifest.json inside): by default the run's tokenize output.
     shards: str = "${run.output_root}/${run.name}/tokenize/data"
     seq_len: int = 256
@@ -40,11 +56,21 @@ class TrainDataConfig:
     # "document": attention and targets stay inside each packed document (positions restart
     # per document; transformers turns them into a block-diagonal mask); "causal": plain
     # causal attention over the whole window, as in nanoGPT.
-    attention: str = "document"
+    attention: Attention = Attention.document
+
+    def problems(self) -> list[str]:
+        problems = positive(self, "seq_len", "batch_size") + at_least(self, 0, "loader_workers")
+        for kind, weights in (("source", self.source_weights), ("kind", self.kind_weights)):
+            problems += [
+                f"{kind}_weights.{name}: must be >= 0, got {weight}"
+                for name, weight in weights.items()
+                if weight < 0
+            ]
+        return problems
 
 
 @dataclass
-class OptimConfig:
+class OptimConfig(Checked):
     # AdamW with linear warmup, then cosine decay to min_lr_ratio x lr at max_steps.
     lr: float = 3e-5
     min_lr_ratio: float = 0.1
@@ -54,6 +80,12 @@ class OptimConfig:
     beta2: float = 0.95
     eps: float = 1e-8
     grad_clip: float = 1.0  # global norm; 0: off
+
+    def problems(self) -> list[str]:
+        problems = positive(self, "lr")
+        problems += at_least(self, 0, "warmup_steps", "weight_decay", "grad_clip")
+        problems += within(self, 0, 1, "min_lr_ratio")
+        return problems + within(self, 0, 1, "beta1", "beta2", high_open=True)
 
 
 @dataclass
@@ -70,7 +102,7 @@ class TinyModelConfig:
 
 
 @dataclass
-class ScalingConfig:
+class ScalingConfig(Checked):
     # Ray Train workers (one process each, DDP). 0: no Ray, train in this process.
     num_workers: int = 1
     use_gpu: bool = False
@@ -79,20 +111,27 @@ class ScalingConfig:
     # torch threads per worker; null: cpus_per_worker rounded up (Ray sets OMP to 1 otherwise).
     threads_per_worker: int | None = None
     # auto: nccl with GPUs, gloo on CPU.
-    backend: str = "auto"
+    backend: Backend = Backend.auto
+
+    def problems(self) -> list[str]:
+        problems = positive(self, "cpus_per_worker") + at_least(self, 0, "num_workers")
+        problems += at_least(self, 1, "threads_per_worker", or_null=True)
+        if self.use_gpu and self.backend == Backend.gloo:
+            problems.append("backend: gloo with use_gpu; use nccl or auto")
+        return problems
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Checked):
     # "model": the model group's checkpoint (conf/model/); "tiny": a random tiny Mixtral; or a
     # directory holding a HF causal-LM checkpoint.
     init: str = "model"
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
     # Weights and optimizer state. bf16 falls back to slow kernels on AVX2 CPUs (FACTS.md).
-    dtype: str = "float32"
+    dtype: Dtype = Dtype.float32
     # Mixed precision on GPUs: "bfloat16" runs the forward under torch.autocast while weights
     # and AdamW state stay in `dtype`. null: off.
-    autocast: str | None = None
+    autocast: Dtype | None = None
     # Regexes over parameter names; empty: train everything. Frozen parameters keep their
     # values and get no gradients or optimizer state (memory and time: see README).
     trainable: list[str] = field(default_factory=list)
@@ -121,70 +160,14 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
 
-
-def train_problems(t: TrainConfig) -> list[str]:
-    """What the types cannot check; paths are the job's business (the pipeline job has none)."""
-    problems = []
-    choices = {
-        "train.dtype": (t.dtype, DTYPES),
-        "train.data.attention": (t.data.attention, ATTENTION_MODES),
-        "train.scaling.backend": (t.scaling.backend, BACKENDS),
-    }
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            problems.append(f"{key}: {value!r} not in {allowed}")
-    positive = {
-        "train.max_steps": t.max_steps,
-        "train.grad_accum": t.grad_accum,
-        "train.log_every": t.log_every,
-        "train.data.seq_len": t.data.seq_len,
-        "train.data.batch_size": t.data.batch_size,
-        "train.keep_checkpoints": t.keep_checkpoints,
-        "train.optim.lr": t.optim.lr,
-        "train.scaling.cpus_per_worker": t.scaling.cpus_per_worker,
-    }
-    non_negative = {
-        "train.eval_every": t.eval_every,
-        "train.checkpoint_every": t.checkpoint_every,
-        "train.aux_loss_coef": t.aux_loss_coef,
-        "train.optim.warmup_steps": t.optim.warmup_steps,
-        "train.optim.weight_decay": t.optim.weight_decay,
-        "train.optim.grad_clip": t.optim.grad_clip,
-        "train.data.loader_workers": t.data.loader_workers,
-        "train.scaling.num_workers": t.scaling.num_workers,
-    }
-    problems += [f"{k}: must be positive, got {v}" for k, v in positive.items() if not v > 0]
-    problems += [f"{k}: must be >= 0, got {v}" for k, v in non_negative.items() if v < 0]
-    if t.stop_after_steps is not None and t.stop_after_steps < 1:
-        problems.append(f"train.stop_after_steps: must be null or >= 1, got {t.stop_after_steps}")
-    if t.eval_batches is not None and t.eval_batches < 1:
-        problems.append(f"train.eval_batches: must be null or >= 1, got {t.eval_batches}")
-    if not 0 <= t.optim.min_lr_ratio <= 1:
-        problems.append(f"train.optim.min_lr_ratio: must be in [0, 1], got {t.optim.min_lr_ratio}")
-    for key, beta in (("train.optim.beta1", t.optim.beta1), ("train.optim.beta2", t.optim.beta2)):
-        if not 0 <= beta < 1:
-            problems.append(f"{key}: must be in [0, 1), got {beta}")
-    for kind, weights in (("source", t.data.source_weights), ("kind", t.data.kind_weights)):
-        for name, weight in weights.items():
-            if weight < 0:
-                problems.append(f"train.data.{kind}_weights.{name}: must be >= 0, got {weight}")
-    if t.autocast is not None and t.autocast not in DTYPES:
-        problems.append(f"train.autocast: {t.autocast!r} not in {DTYPES} or null")
-    if t.scaling.use_gpu and t.scaling.backend == "gloo":
-        problems.append("train.scaling.backend: gloo with use_gpu; use nccl or auto")
-    if t.scaling.threads_per_worker is not None and t.scaling.threads_per_worker < 1:
-        problems.append("train.scaling.threads_per_worker: must be null or >= 1")
-    problems += _regex_problems(t.trainable)
-    return problems
-
-
-def _regex_problems(patterns: list[str]) -> list[str]:
-    import re
-
-    problems = []
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as e:
-            problems.append(f"train.trainable: {pattern!r} is not a regex ({e})")
-    return problems
+    def problems(self) -> list[str]:
+        names = ("max_steps", "grad_accum", "log_every", "keep_checkpoints")
+        problems = positive(self, *names)
+        problems += at_least(self, 0, "eval_every", "checkpoint_every", "aux_loss_coef")
+        problems += at_least(self, 1, "stop_after_steps", "eval_batches", or_null=True)
+        for pattern in self.trainable:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                problems.append(f"trainable: {pattern!r} is not a regex ({e})")
+        return problems

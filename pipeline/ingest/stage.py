@@ -12,6 +12,7 @@ moves the parts to `data/` and quarantines records whose doc id an earlier one a
 
 from __future__ import annotations
 
+import glob
 import json
 import shutil
 from dataclasses import asdict
@@ -21,7 +22,7 @@ import pyarrow as pa
 import ray
 
 from pipeline import schema as S
-from pipeline.config import CorpusConfig
+from pipeline.config import Config, CorpusConfig
 from pipeline.ingest.duplicate_ids import settle_duplicate_ids
 from pipeline.ingest.files import FileIngest, FileTask, plan_files
 from pipeline.ingest.readers import Reason
@@ -43,6 +44,16 @@ class IngestStage(Stage):
     name = "ingest"
     output_schema = S.DOCS_SCHEMA
     produces = DOCS
+
+    @classmethod
+    def check(cls, config: Config) -> list[str]:
+        """Every path pattern of every source matches a file."""
+        return [
+            f"corpus.sources.{name}.paths: no file matches {pattern!r} (relative to {Path.cwd()})"
+            for name, source in config.corpus.sources.items()
+            for pattern in source.paths
+            if not any(Path(p).is_file() for p in glob.iglob(pattern, recursive=True))
+        ]
 
     def settings(self):
         return self.config.corpus

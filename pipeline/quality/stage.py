@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import schema as S
+from pipeline.config import Config
 from pipeline.quality.histograms import score_stats
 from pipeline.quality.rules import quality_rules
 from pipeline.quality.scoring import score_documents
@@ -47,6 +48,13 @@ class QualityStage(Stage):
     name = "quality"
     produces = DOCS
     output_schema = pa.schema([*S.DOCS_SCHEMA, *S.QUALITY_FIELDS])  # plus dedup's, if any
+
+    @classmethod
+    def check(cls, config: Config) -> list[str]:
+        path = config.quality.classifier.path
+        if path is None or Path(path).is_file():
+            return []
+        return [f"quality.classifier.path: no file {path!r}"]
 
     def settings(self):
         cfg = self.config.quality
