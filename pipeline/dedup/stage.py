@@ -36,9 +36,36 @@ import ray
 
 from pipeline import schema as S
 from pipeline.config import DedupConfig
-from pipeline.dedup import candidates as K
-from pipeline.dedup import decisions as C
+from pipeline.dedup.candidates import (
+    GROUP_SIZE,
+    SURVIVOR,
+    anchor_candidates,
+    exact_groups,
+    near_candidates,
+    pair_codes,
+    unique_pairs,
+)
 from pipeline.dedup.components import connected_components, local_components, size_bucket
+from pipeline.dedup.decisions import (
+    COMPONENTS_SCHEMA,
+    DST,
+    EDGES_SCHEMA,
+    EXACT_DUPLICATE,
+    MEMBERS_SCHEMA,
+    NEAR_DUPLICATE,
+    PART,
+    PARTIAL_DUPLICATE,
+    PARTIAL_SCHEMA,
+    SRC,
+    SURVIVOR_ID,
+    cluster_rows,
+    decide,
+    enough_anchors,
+    near_clusters,
+    redirect_to_survivors,
+    verify_near,
+    verify_partial,
+)
 from pipeline.dedup.keys import (
     ANCHORS_SCHEMA,
     BANDS_SCHEMA,
@@ -146,9 +173,9 @@ class DedupStage(Stage):
             decided = _wave(_decide_task, [(u, units, cfg, work, sink) for u in units])
         written = combine_results(d["written"] for d in decided)
         extra.update(
-            exact_duplicates=written.dropped.get(C.EXACT_DUPLICATE, 0),
-            near_duplicates=written.dropped.get(C.NEAR_DUPLICATE, 0),
-            partial_duplicates=written.dropped.get(C.PARTIAL_DUPLICATE, 0),
+            exact_duplicates=written.dropped.get(EXACT_DUPLICATE, 0),
+            near_duplicates=written.dropped.get(NEAR_DUPLICATE, 0),
+            partial_duplicates=written.dropped.get(PARTIAL_DUPLICATE, 0),
             partial_flagged=sum(d["flagged"] for d in decided),
             cluster_size_histogram=_histogram(exact, near),
             step_seconds=steps.seconds,
@@ -229,24 +256,24 @@ def _keys_task(unit: Unit, cfg: DedupConfig, bands: int, rows: int, parts: int, 
 
 
 def _exact_task(p: int, units: list[Unit], cfg: DedupConfig, work: Work, clusters_dir: Path):
-    members = C.MEMBERS_SCHEMA.empty_table()
+    members = MEMBERS_SCHEMA.empty_table()
     if cfg.exact:
         rows = read_partition([unit_file(work.digests, u) for u in units], p, DIGESTS_SCHEMA)
-        groups = K.exact_groups(rows, cfg.keep)
+        groups = exact_groups(rows, cfg.keep)
         members = pa.table(
             {
                 IDX: groups[IDX],
                 S.DOC_ID: groups[S.DOC_ID],
                 S.N_BYTES: groups[S.N_BYTES],
-                C.SURVIVOR: groups[K.SURVIVOR],
-                C.SURVIVOR_ID: groups[C.SURVIVOR_ID],
+                SURVIVOR: groups[SURVIVOR],
+                SURVIVOR_ID: groups[SURVIVOR_ID],
                 S.SIMILARITY: pa.array(np.ones(groups.num_rows, np.float32)),
-                K.GROUP_SIZE: groups[K.GROUP_SIZE],
+                GROUP_SIZE: groups[GROUP_SIZE],
             },
-            schema=C.MEMBERS_SCHEMA,
+            schema=MEMBERS_SCHEMA,
         )
     write_table(unit_file(work.exact, p), members)
-    _write_clusters(clusters_dir / f"exact-{p:05d}.parquet", C.cluster_rows(members, "exact"))
+    _write_clusters(clusters_dir / f"exact-{p:05d}.parquet", cluster_rows(members, "exact"))
     return _survivor_sizes(members)
 
 
@@ -258,8 +285,8 @@ def _write_clusters(path: Path, rows: pa.Table) -> None:
 
 def _survivor_sizes(members: pa.Table) -> dict[int, int]:
     """{cluster size: clusters}, counted at each survivor's row."""
-    is_survivor = members[IDX].to_numpy() == members[C.SURVIVOR].to_numpy()
-    return dict(Counter(members[K.GROUP_SIZE].to_numpy()[is_survivor].tolist()))
+    is_survivor = members[IDX].to_numpy() == members[SURVIVOR].to_numpy()
+    return dict(Counter(members[GROUP_SIZE].to_numpy()[is_survivor].tolist()))
 
 
 def _histogram(exact: list[dict], near: list[dict]) -> dict[str, dict[str, int]]:
@@ -276,8 +303,8 @@ def _histogram(exact: list[dict], near: list[dict]) -> dict[str, dict[str, int]]
 
 def _excluded(work: Work) -> np.ndarray:
     """Exact duplicates (not their survivors): no other step looks at them."""
-    members = work.table(work.exact, C.MEMBERS_SCHEMA)
-    idx, survivor = members[IDX].to_numpy(), members[C.SURVIVOR].to_numpy()
+    members = work.table(work.exact, MEMBERS_SCHEMA)
+    idx, survivor = members[IDX].to_numpy(), members[SURVIVOR].to_numpy()
     return np.sort(idx[idx != survivor])
 
 
@@ -289,12 +316,12 @@ def _candidates_task(p: int, units: list[Unit], cfg: DedupConfig, parts: int, wo
     near = np.empty((0, 2), np.int64)
     if cfg.near:
         rows = read_partition([unit_file(work.bands, u) for u in units], p, BANDS_SCHEMA)
-        near = K.near_candidates(rows, excluded, cfg.max_bucket_pairs)
+        near = near_candidates(rows, excluded, cfg.max_bucket_pairs)
     _write_pairs(unit_file(work.near_pairs, p), near, None, parts)
     partial, shared = np.empty((0, 2), np.int64), np.empty(0, np.int64)
     if cfg.containment.enabled:
         rows = read_partition([unit_file(work.anchors, u) for u in units], p, ANCHORS_SCHEMA)
-        partial, shared = K.anchor_candidates(rows, excluded, cfg.max_bucket_pairs)
+        partial, shared = anchor_candidates(rows, excluded, cfg.max_bucket_pairs)
     _write_pairs(unit_file(work.partial_pairs, p), partial, shared, parts)
     return {"near": len(near), "partial": len(partial)}
 
@@ -305,18 +332,18 @@ def _write_pairs(path: Path, pairs: np.ndarray, shared: np.ndarray | None, parts
     if shared is not None:
         columns["shared"], schema = shared, COUNTED_PAIRS_SCHEMA
     table = pa.table(columns, schema=schema)
-    write_partitioned(path, table, partition_of(K.pair_codes(pairs), parts), parts)
+    write_partitioned(path, table, partition_of(pair_codes(pairs), parts), parts)
 
 
 def _pairs_task(v: int, units: list[Unit], cfg: DedupConfig, work: Work) -> dict:
     """Per pair partition: each candidate pair once, partial ones with enough shared anchors
     (their counts summed over the key partitions); and the documents they name, by unit."""
     found = read_partition(Work.files(work.near_pairs), v, PAIRS_SCHEMA)
-    near, _ = K.unique_pairs(_pairs_of(found))
+    near, _ = unique_pairs(_pairs_of(found))
     found = read_partition(Work.files(work.partial_pairs), v, COUNTED_PAIRS_SCHEMA)
-    partial, shared = K.unique_pairs(_pairs_of(found), found["shared"].to_numpy())
+    partial, shared = unique_pairs(_pairs_of(found), found["shared"].to_numpy())
     store = DocStore(work.docs, work.sets, units)
-    partial = C.enough_anchors(partial, shared, store, cfg.containment.min_shared_anchors)
+    partial = enough_anchors(partial, shared, store, cfg.containment.min_shared_anchors)
     for directory, pairs in ((work.near_candidates, near), (work.partial_candidates, partial)):
         write_table(unit_file(directory, v), pa.table({"a": pairs[:, 0], "b": pairs[:, 1]}))
     idx = np.unique(np.concatenate([near.ravel(), partial.ravel()]))
@@ -341,12 +368,12 @@ def _sets_task(unit: Unit, cfg: DedupConfig, work: Work) -> int:
 def _verify_task(v: int, units: list[Unit], cfg: DedupConfig, work: Work):
     store = DocStore(work.docs, work.sets, units)
     near = _pairs_of(read_table(unit_file(work.near_candidates, v)))
-    edges = C.verify_near(near, store, cfg.threshold, cfg.verify)
+    edges = verify_near(near, store, cfg.threshold, cfg.verify)
     # Parquet: the distributed components read the edges with Ray Data.
     work.edges.mkdir(parents=True, exist_ok=True)
     pq.write_table(edges, work.edges / f"{v:05d}.parquet")
     partial = _pairs_of(read_table(unit_file(work.partial_candidates, v)))
-    partial = C.verify_partial(partial, store, cfg.containment.threshold)
+    partial = verify_partial(partial, store, cfg.containment.threshold)
     write_table(unit_file(work.partial, v), partial)
     return {"edges": edges.num_rows, "partial": partial.num_rows}
 
@@ -369,9 +396,9 @@ def _components(work: Work, cfg: DedupConfig, edges: int, parts: int) -> dict:
 
 
 def _local_components_task(work: Work, parts: int) -> None:
-    edges = pq.read_table(work.edges, schema=C.EDGES_SCHEMA)
-    nodes, component = local_components(edges[C.SRC].to_numpy(), edges[C.DST].to_numpy())
-    table = pa.table([nodes, component], schema=C.COMPONENTS_SCHEMA)
+    edges = pq.read_table(work.edges, schema=EDGES_SCHEMA)
+    nodes, component = local_components(edges[SRC].to_numpy(), edges[DST].to_numpy())
+    table = pa.table([nodes, component], schema=COMPONENTS_SCHEMA)
     write_partitioned(
         work.components / "00000.arrow",
         table,
@@ -384,7 +411,7 @@ def _distributed_components(work: Work, cfg: DedupConfig, parts: int) -> int:
     """Large-star/small-star rounds on Ray Data (string node ids), for graphs too large for
     one task; each result block is written back as integer (idx, component) partitions by the
     task that holds it."""
-    edges = ray.data.read_parquet(str(work.edges), schema=C.EDGES_SCHEMA)
+    edges = ray.data.read_parquet(str(work.edges), schema=EDGES_SCHEMA)
     edges = edges.map_batches(_as_string_edges, batch_format="pyarrow")
     result = connected_components(edges, work.root / "cc", cfg.max_cc_iterations, parts)
     written = result.dataset.map_batches(
@@ -399,14 +426,14 @@ def _distributed_components(work: Work, cfg: DedupConfig, parts: int) -> int:
 
 def _write_components_block(block: pa.Table, directory: str, parts: int) -> pa.Table:
     component = block["component"].cast(pa.int64()).to_numpy()
-    table = pa.table([block["node"].cast(pa.int64()), component], schema=C.COMPONENTS_SCHEMA)
+    table = pa.table([block["node"].cast(pa.int64()), component], schema=COMPONENTS_SCHEMA)
     path = Path(directory) / f"{uuid.uuid4().hex}.arrow"
     write_partitioned(path, table, partition_of(component.astype(np.uint64), parts), parts)
     return pa.table({"rows": [block.num_rows]})
 
 
 def _as_string_edges(batch: pa.Table) -> pa.Table:
-    return pa.table({"src": batch[C.SRC].cast(pa.string()), "dst": batch[C.DST].cast(pa.string())})
+    return pa.table({"src": batch[SRC].cast(pa.string()), "dst": batch[DST].cast(pa.string())})
 
 
 # --- 6. clusters ---------------------------------------------------------------------------
@@ -415,10 +442,10 @@ def _as_string_edges(batch: pa.Table) -> pa.Table:
 def _clusters_task(
     c: int, units: list[Unit], cfg: DedupConfig, parts: int, work: Work, clusters_dir: Path
 ):
-    components = read_partition(Work.files(work.components), c, C.COMPONENTS_SCHEMA)
-    members = C.near_clusters(components, DocStore(work.docs, work.sets, units), cfg.keep)
+    components = read_partition(Work.files(work.components), c, COMPONENTS_SCHEMA)
+    members = near_clusters(components, DocStore(work.docs, work.sets, units), cfg.keep)
     write_table(unit_file(work.near, c), members)
-    _write_clusters(clusters_dir / f"near-{c:05d}.parquet", C.cluster_rows(members, "near"))
+    _write_clusters(clusters_dir / f"near-{c:05d}.parquet", cluster_rows(members, "near"))
     return _survivor_sizes(members)
 
 
@@ -429,15 +456,15 @@ def _decide_task(unit: Unit, units: list[Unit], cfg: DedupConfig, work: Work, si
     docs = read_unit(unit, [f.name for f in S.DOCS_SCHEMA])
     docs = docs.append_column(IDX, pa.array(np.arange(unit.start, unit.stop), pa.int64()))
     store = DocStore(work.docs, work.sets, units)
-    near = work.table(work.near, C.MEMBERS_SCHEMA)
+    near = work.table(work.near, MEMBERS_SCHEMA)
     # This unit's parts only, before their containers are looked up; decide() itself picks
     # this unit's rows of the exact and near members.
-    partial = work.table(work.partial, C.PARTIAL_SCHEMA)
-    part = partial[C.PART].to_numpy()
+    partial = work.table(work.partial, PARTIAL_SCHEMA)
+    part = partial[PART].to_numpy()
     partial = partial.filter(pa.array((part >= unit.start) & (part < unit.stop)))
-    partial = C.redirect_to_survivors(partial, near, lambda idx: _names(store, idx))
-    exact = work.table(work.exact, C.MEMBERS_SCHEMA)
-    rows = C.decide(docs, exact, near, partial, cfg.containment.action)
+    partial = redirect_to_survivors(partial, near, lambda idx: _names(store, idx))
+    exact = work.table(work.exact, MEMBERS_SCHEMA)
+    rows = decide(docs, exact, near, partial, cfg.containment.action)
     written: SinkResult = sink.write_part([rows], f"part-{unit.number:05d}.parquet")
     kept = rows.filter(pa.compute.is_null(rows[S.DROP_REASON]))
     flagged = kept.num_rows - kept[S.PARTIAL_DUP_OF].null_count

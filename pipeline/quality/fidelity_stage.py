@@ -25,9 +25,23 @@ import ray
 
 from pipeline import schema as S
 from pipeline.plumbing.resources import engine_actor_args, shuffle_partitions
-from pipeline.quality import rewrite_dedup as D
 from pipeline.quality.fidelity import SCORED_SCHEMA, fidelity_rules, score_rewrites
 from pipeline.quality.histograms import score_stats
+from pipeline.quality.rewrite_dedup import (
+    FEATURES_SCHEMA,
+    PAIRS_SCHEMA,
+    RANK,
+    REWRITE_SHINGLES,
+    SOURCE_DOC,
+    SOURCE_SHINGLES,
+    apply_style_cap,
+    dedup_features,
+    mark_doc_group,
+    resolve_bands,
+    style_cutoffs,
+    style_tops,
+    verify_bucket_group,
+)
 from pipeline.ray_ops import (
     cogroup,
     count_non_null,
@@ -88,11 +102,11 @@ class FidelityStage(Stage):
                     pairs = self._pairs(current, work)
                     extra["duplicate_pairs"] = count_rows(work / "pairs")
                 else:
-                    pairs = ray.data.from_arrow(D.PAIRS_SCHEMA.empty_table())
+                    pairs = ray.data.from_arrow(PAIRS_SCHEMA.empty_table())
                 decided = cogroup(
                     {
                         "rows": (current, S.DOC_ID, SCORED_SCHEMA),
-                        "pairs": (pairs, "loser_doc", D.PAIRS_SCHEMA),
+                        "pairs": (pairs, "loser_doc", PAIRS_SCHEMA),
                     },
                     _decide_doc,
                     parts,
@@ -142,19 +156,19 @@ class FidelityStage(Stage):
 
     def _pairs(self, scored: ray.data.Dataset, work: Path):
         cfg = self.config.fidelity.dedup
-        bands, _ = D.resolve_bands(cfg)
+        bands, _ = resolve_bands(cfg)
         write_parts(
-            scored.map_batches(D.dedup_features, batch_format="pyarrow", fn_kwargs={"cfg": cfg}),
+            scored.map_batches(dedup_features, batch_format="pyarrow", fn_kwargs={"cfg": cfg}),
             work / "features",
         )
         # Two keys (rewrite, source) per band for every kept rewrite.
         n_features = count_rows(work / "features")
         if n_features < 2:
-            return ray.data.from_arrow(D.PAIRS_SCHEMA.empty_table())
+            return ray.data.from_arrow(PAIRS_SCHEMA.empty_table())
         n_groups = coarse_groups(n_features * bands * 2)
-        keep = [D.SOURCE_DOC, S.STYLE, D.RANK, D.REWRITE_SHINGLES, D.SOURCE_SHINGLES]
+        keep = [SOURCE_DOC, S.STYLE, RANK, REWRITE_SHINGLES, SOURCE_SHINGLES]
         pairs = (
-            read_parts(work / "features", D.FEATURES_SCHEMA)
+            read_parts(work / "features", FEATURES_SCHEMA)
             .map_batches(
                 explode,
                 batch_format="pyarrow",
@@ -168,26 +182,26 @@ class FidelityStage(Stage):
             )
         )
         write_parts(pairs, work / "pairs")
-        return read_parts(work / "pairs", D.PAIRS_SCHEMA)
+        return read_parts(work / "pairs", PAIRS_SCHEMA)
 
 
 def _verify_group(group, threshold: float, max_pairs: int):
-    return D.verify_bucket_group(group, threshold, max_pairs)
+    return verify_bucket_group(group, threshold, max_pairs)
 
 
 def _decide_doc(parts: dict, max_per_doc: int | None, seed: int):
     if parts["rows"].num_rows == 0:  # pairs whose loser's document has no rows here
         return SCORED_SCHEMA.empty_table()
-    return D.mark_doc_group(parts["rows"], parts["pairs"], max_per_doc, seed)
+    return mark_doc_group(parts["rows"], parts["pairs"], max_per_doc, seed)
 
 
 def _style_cap(current: ray.data.Dataset, cap: int, seed: int) -> ray.data.Dataset:
     tops = current.map_batches(
-        D.style_tops, batch_format="pyarrow", fn_kwargs={"cap": cap, "seed": seed}
+        style_tops, batch_format="pyarrow", fn_kwargs={"cap": cap, "seed": seed}
     )
-    cutoffs = D.style_cutoffs(list(tops.iter_rows()), cap)
+    cutoffs = style_cutoffs(list(tops.iter_rows()), cap)
     return current.map_batches(
-        D.apply_style_cap,
+        apply_style_cap,
         batch_format="pyarrow",
         fn_kwargs={"cutoffs": cutoffs, "cap": cap, "seed": seed},
     )

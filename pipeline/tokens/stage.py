@@ -35,7 +35,7 @@ from pipeline.plumbing.hashing import file_sha256
 from pipeline.ray_ops import count_rows, parquet_parts
 from pipeline.stage import DOCS, REWRITES, SHARDS, RunContext, Stage
 from pipeline.stats import StageStats, StepTimer
-from pipeline.tokens import batches as B
+from pipeline.tokens.batches import META_COLUMNS, training_lines
 from pipeline.tokens.inputs import MAX_ITEM_BYTES, input_dataset, plan_items
 from pipeline.tokens.lineage import lineage_entry
 from pipeline.tokens.manifest import build_manifest, write_manifest
@@ -110,7 +110,7 @@ class TokenizeStage(Stage):
         with steps("tokenize"):
             rows = encode(sources, spec, dtype, cfg, part_dir)
         with steps("plan"):
-            meta = {c: rows[c].to_numpy(zero_copy_only=False) for c in B.META_COLUMNS}
+            meta = {c: rows[c].to_numpy(zero_copy_only=False) for c in META_COLUMNS}
             if len(meta[S.KIND]) != rows_in:
                 raise RuntimeError(f"tokenized {len(meta[S.KIND])} rows of {rows_in}")
             plan, mixture = make_plan(meta, cfg.shards, tokenizer.n_special_added)
@@ -181,7 +181,7 @@ class TokenizeStage(Stage):
         if not t.train:
             return resolve_spec(t, self.config.model, Path(self.config.rewrite.model_cache))
         inputs = input_dataset(plan_items(sources, cpus=1, min_bytes=MAX_ITEM_BYTES))
-        lines = B.training_lines(inputs, t.train_max_bytes, self.config.shards.seed)
+        lines = training_lines(inputs, t.train_max_bytes, self.config.shards.seed)
         log.info(
             "tokenize: training a %d-piece %s model on %d lines",
             t.train_vocab_size,

@@ -22,11 +22,19 @@ import ray
 from pipeline import schema as S
 from pipeline.plumbing.resources import cluster_cpus, task_resources
 from pipeline.plumbing.sink import AccountingSink
-from pipeline.tokens import batches as B
-from pipeline.tokens import parts as P
+from pipeline.tokens.batches import QUARANTINE_KEPT_SCHEMA, drop_details
 from pipeline.tokens.inputs import plan_items
 from pipeline.tokens.lineage import LineageInfo
 from pipeline.tokens.mixing import Plan, is_kept
+from pipeline.tokens.parts import (
+    PART,
+    ROW,
+    assemble_shards,
+    encode_items,
+    meta_schema,
+    quarantine_rows,
+    shard_recipes,
+)
 from pipeline.tokens.shards import ShardInfo
 from pipeline.tokens.sink import ShardSink
 from pipeline.tokens.tokenizers import TokenizerSpec
@@ -39,13 +47,13 @@ def encode(
     parts.meta_schema() columns come back, in no particular order."""
     items = plan_items(sources, cluster_cpus())
     if not items:
-        return P.meta_schema().empty_table()
+        return meta_schema().empty_table()
     part_dir.mkdir(parents=True, exist_ok=True)
     # A task per read item, dispatched in the plan's order (largest first); each reads its
     # own rows, so no read task streams blocks to them, and nothing is shuffled.
     with _one_operator():
         tokenized = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            P.encode_items,
+            encode_items,
             fn_kwargs={
                 "spec": spec,
                 "token_dtype": dtype,
@@ -58,7 +66,7 @@ def encode(
             **task_resources(),
         )
         tables = list(tokenized.iter_batches(batch_size=None, batch_format="pyarrow"))
-    return pa.concat_tables(tables) if tables else P.meta_schema().empty_table()
+    return pa.concat_tables(tables) if tables else meta_schema().empty_table()
 
 
 def write_quarantine(
@@ -78,17 +86,17 @@ def write_quarantine(
     n_tokens = rows[S.N_TOKENS].to_numpy()[dropped]
     drops = pa.table(
         {
-            P.PART: rows[P.PART].take(index),
-            P.ROW: rows[P.ROW].take(index),
+            PART: rows[PART].take(index),
+            ROW: rows[ROW].take(index),
             S.DROP_REASON: pa.array(list(reasons[dropped]), pa.string()),
             S.DROP_DETAIL: pa.array(
-                B.drop_details(reasons[dropped], n_tokens, plan, cfg.shards), pa.string()
+                drop_details(reasons[dropped], n_tokens, plan, cfg.shards), pa.string()
             ),
         }
     )
-    sink = AccountingSink(data_dir, quarantine_dir, B.QUARANTINE_KEPT_SCHEMA, count_by=None)
+    sink = AccountingSink(data_dir, quarantine_dir, QUARANTINE_KEPT_SCHEMA, count_by=None)
     ray.data.from_arrow(drops).map_batches(
-        P.quarantine_rows, batch_format="pyarrow", fn_kwargs={"part_dir": str(part_dir)}
+        quarantine_rows, batch_format="pyarrow", fn_kwargs={"part_dir": str(part_dir)}
     ).write_datasink(sink)
     return sink.result.dropped
 
@@ -100,13 +108,13 @@ def write_shards(
     lineage file; both lists in shard name order."""
     if not plan.planned:
         return [], []
-    recipes = P.shard_recipes(files, rows[P.PART], rows[P.ROW])
+    recipes = shard_recipes(files, rows[PART], rows[ROW])
     sink = ShardSink(data_dir, dtype, plan.planned)
     # One recipe per block, so the shards are assembled and written in parallel; a shard
     # leaves its task as one block.
     with _one_operator(), _block_size_at_least(2 * _largest_shard_bytes(plan, dtype)):
         ray.data.from_arrow(recipes).map_batches(
-            P.assemble_shards, batch_format="pyarrow", fn_kwargs={"part_dir": str(part_dir)}
+            assemble_shards, batch_format="pyarrow", fn_kwargs={"part_dir": str(part_dir)}
         ).write_datasink(sink)
     return sink.shards, sink.lineage
 

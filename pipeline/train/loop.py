@@ -29,10 +29,28 @@ import torch.distributed as dist
 from pipeline.config.train import TrainConfig
 from pipeline.plumbing.atomic import atomic_write_text
 from pipeline.schema import KIND_RAW, KIND_REWRITE
-from pipeline.train import checkpoint as C
-from pipeline.train import model as M
+from pipeline.train.checkpoint import (
+    latest_checkpoint,
+    restore,
+    save_checkpoint,
+    trainable_state,
+    warmup_cosine,
+)
 from pipeline.train.dataset import TokenShardDataset, TokenShardLoader, with_dense_boundaries
 from pipeline.train.metrics import MetricsLog
+from pipeline.train.model import (
+    autocast,
+    build_model,
+    clip_gradients,
+    forward,
+    heldout_loss_sum,
+    is_moe,
+    lm_loss_sum,
+    parameter_groups,
+    prepare_batch,
+    router_aux_loss,
+    set_trainable,
+)
 from pipeline.train.packing import PAD_SEGMENT
 
 METRICS = "metrics.jsonl"
@@ -104,7 +122,7 @@ def train_worker(plan: TrainPlan) -> dict[str, Any]:
     if train_set.batches_per_epoch() == 0:
         raise ValueError(f"{plan.shards}: the train split holds no tokens")
 
-    model = M.build_model(
+    model = build_model(
         plan.init_path,
         cfg.tiny,
         cfg.dtype,
@@ -112,11 +130,11 @@ def train_worker(plan: TrainPlan) -> dict[str, Any]:
         train_set.manifest["tokenizer"]["vocab_size"],
         cfg.seed,
     )
-    trained, frozen = M.set_trainable(model, cfg.trainable)
+    trained, frozen = set_trainable(model, cfg.trainable)
     model.to(device)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    moe = M.is_moe(model)
+    moe = is_moe(model)
     ddp = (
         torch.nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
         if ranks.on
@@ -124,10 +142,10 @@ def train_worker(plan: TrainPlan) -> dict[str, Any]:
     )
     o = cfg.optim
     optimizer = torch.optim.AdamW(
-        M.parameter_groups(model, o.weight_decay), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps
+        parameter_groups(model, o.weight_decay), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, C.warmup_cosine(o.warmup_steps, cfg.max_steps, o.min_lr_ratio)
+        optimizer, warmup_cosine(o.warmup_steps, cfg.max_steps, o.min_lr_ratio)
     )
     loader = TokenShardLoader(train_set, num_workers=data.loader_workers)
     meta = {
@@ -138,9 +156,9 @@ def train_worker(plan: TrainPlan) -> dict[str, Any]:
     }
 
     step, history = 0, {}
-    latest = C.latest_checkpoint(out) if cfg.resume else None
+    latest = latest_checkpoint(out) if cfg.resume else None
     if latest is not None:
-        step, history = C.restore(latest, meta, model, optimizer, scheduler, loader)
+        step, history = restore(latest, meta, model, optimizer, scheduler, loader)
     log = MetricsLog(out / METRICS, enabled=ranks.rank == 0, after_step=step)
 
     # The loader ships compact boundaries (cu_seqlens); labels need dense segments, and
@@ -153,7 +171,7 @@ def train_worker(plan: TrainPlan) -> dict[str, Any]:
     def evaluate() -> float | None:
         heldout.epoch, heldout.batch = 0, 0
         batches = map(dense, itertools.islice(heldout, cfg.eval_batches))
-        loss, tokens = M.heldout_loss_sum(model, batches, data.attention, device)
+        loss, tokens = heldout_loss_sum(model, batches, data.attention, device)
         loss, tokens = ranks.sum(loss, tokens)
         return loss / tokens if tokens else None
 
@@ -170,25 +188,25 @@ def train_worker(plan: TrainPlan) -> dict[str, Any]:
         for b in loaded:
             for kind, n in train_set.tokens_by_kind(b).items():
                 read_by_kind[kind] = read_by_kind.get(kind, 0) + n
-        micro = [M.prepare_batch(dense(b), device, data.attention) for b in loaded]
+        micro = [prepare_batch(dense(b), device, data.attention) for b in loaded]
         local_targets = sum(int((b["labels"][:, 1:] != -100).sum()) for b in micro)
         (global_targets,) = ranks.sum(local_targets)
         loss_sum, aux_sum, lr = 0.0, 0.0, scheduler.get_last_lr()[0]
         for i, batch in enumerate(micro):
             sync = nullcontext() if not ranks.on or i == len(micro) - 1 else ddp.no_sync()
             with sync:
-                with M.autocast(device, cfg.autocast):
-                    outputs = M.forward(ddp, batch, data.attention, with_router=moe)
-                lm_sum, _ = M.lm_loss_sum(outputs.logits, batch["labels"])
+                with autocast(device, cfg.autocast):
+                    outputs = forward(ddp, batch, data.attention, with_router=moe)
+                lm_sum, _ = lm_loss_sum(outputs.logits, batch["labels"])
                 # DDP averages gradients over ranks: scale by world to get a token mean.
                 loss = lm_sum * ranks.world / max(global_targets, 1)
-                aux = M.router_aux_loss(outputs, model, batch["segment_ids"] != PAD_SEGMENT)
+                aux = router_aux_loss(outputs, model, batch["segment_ids"] != PAD_SEGMENT)
                 if aux is not None:
                     loss = loss + cfg.aux_loss_coef * aux / len(micro)
                     aux_sum += float(aux.detach())
                 loss.backward()
                 loss_sum += float(lm_sum.detach())
-        grad_norm = M.clip_gradients(model, o.grad_clip)
+        grad_norm = clip_gradients(model, o.grad_clip)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -221,13 +239,13 @@ def train_worker(plan: TrainPlan) -> dict[str, Any]:
         if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == stop:
             if ranks.rank == 0:
                 state = {
-                    "model": C.trainable_state(model),
+                    "model": trainable_state(model),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "loader": loader.state_dict(),
                     "rng": torch.get_rng_state(),
                 }
-                C.save_checkpoint(
+                save_checkpoint(
                     out, step, state, {**meta, "history": history}, cfg.keep_checkpoints
                 )
             ranks.barrier()

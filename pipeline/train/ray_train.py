@@ -147,16 +147,16 @@ def _worker_env(plan: TrainPlan) -> dict[str, str]:
 def _check_model(t, init_path: str | None, trust: bool, shard_vocab: int) -> None:
     """What would otherwise fail inside every worker: a vocabulary the model lacks, a
     trainable pattern matching nothing (checked on a weightless skeleton of the model)."""
-    from pipeline.train import model as M
+    from pipeline.train.model import set_trainable, skeleton, vocab_size
 
-    skeleton = M.skeleton(init_path, t.tiny, shard_vocab, trust)
-    if M.vocab_size(skeleton) < shard_vocab:
+    bare = skeleton(init_path, t.tiny, shard_vocab, trust)
+    if vocab_size(bare) < shard_vocab:
         raise ConfigError(
             f"train.data.shards: the shards' tokenizer has {shard_vocab} ids, the model's "
-            f"embedding {M.vocab_size(skeleton)}: they were tokenized for another model"
+            f"embedding {vocab_size(bare)}: they were tokenized for another model"
         )
     try:
-        M.set_trainable(skeleton, list(t.trainable))
+        set_trainable(bare, list(t.trainable))
     except ValueError as e:
         raise ConfigError(str(e)) from e
 

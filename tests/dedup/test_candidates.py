@@ -13,9 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import schema as S
-from pipeline.dedup import candidates as K
-from pipeline.dedup import decisions as C
+from pipeline.dedup.candidates import anchor_candidates, exact_groups, near_candidates, unique_pairs
 from pipeline.dedup.components import local_components
+from pipeline.dedup.decisions import (
+    EXACT_DUPLICATE,
+    MEMBERS_SCHEMA,
+    NEAR_DUPLICATE,
+    PARTIAL_DUPLICATE,
+    PARTIAL_SCHEMA,
+    decide,
+    redirect_to_survivors,
+)
 from pipeline.dedup.keys import ANCHORS_SCHEMA, BANDS_SCHEMA, DIGESTS_SCHEMA
 from pipeline.similarity.lsh import candidate_pairs
 from pipeline.similarity.sets import intersection_sizes, pair_containment, pair_jaccard
@@ -34,14 +42,14 @@ def test_exact_groups_keep_the_longest_then_the_smallest_id():
         },
         schema=DIGESTS_SCHEMA,
     )
-    groups = K.exact_groups(rows, "longest")
+    groups = exact_groups(rows, "longest")
     survivor = dict(zip(groups["idx"].to_pylist(), groups["survivor_id"].to_pylist(), strict=True))
     assert survivor == {0: "a", 1: "a", 2: "a", 4: "x", 5: "x"}  # 3 is alone: no row
     assert set(groups["group_size"].to_pylist()) == {3, 2}
-    by_id = K.exact_groups(rows, "smallest_id")
+    by_id = exact_groups(rows, "smallest_id")
     assert dict(zip(by_id["idx"].to_pylist(), by_id["survivor"].to_pylist(), strict=True))[0] == 2
     with pytest.raises(ValueError, match="unknown keep rule"):
-        K.exact_groups(rows, "oldest")
+        exact_groups(rows, "oldest")
 
 
 @settings(max_examples=60, deadline=None)
@@ -56,13 +64,13 @@ def test_near_candidates_equal_the_in_memory_lsh(keys, cap):
     salted = matrix + (np.arange(3, dtype=np.uint64) << np.uint64(40))
     n = len(matrix)
     rows = pa.table({"key": salted.ravel(), "idx": np.repeat(np.arange(n), 3)}, schema=BANDS_SCHEMA)
-    ours = K.near_candidates(rows, NONE, cap)
+    ours = near_candidates(rows, NONE, cap)
     assert ours.tolist() == candidate_pairs(salted, cap).tolist()
 
 
 def test_excluded_documents_take_no_part():
     rows = pa.table({"key": [5, 5, 5], "idx": [0, 1, 2]}, schema=BANDS_SCHEMA)
-    assert K.near_candidates(rows, np.array([1]), 64).tolist() == [[0, 2]]
+    assert near_candidates(rows, np.array([1]), 64).tolist() == [[0, 2]]
 
 
 def test_anchor_candidates_count_shared_anchors_and_point_part_to_whole():
@@ -75,7 +83,7 @@ def test_anchor_candidates_count_shared_anchors_and_point_part_to_whole():
         },
         schema=ANCHORS_SCHEMA,
     )
-    pairs, shared = K.anchor_candidates(rows, NONE, 64)
+    pairs, shared = anchor_candidates(rows, NONE, 64)
     found = {tuple(p): s for p, s in zip(pairs.tolist(), shared.tolist(), strict=True)}
     # Equal sizes: the larger index is the whole.
     assert found == {(1, 0): 3, (2, 0): 1, (1, 2): 1}
@@ -87,12 +95,12 @@ def test_anchor_star_pairs_the_largest_with_every_other():
         {"key": [7] * n, "idx": np.arange(n), "n_shingles": [10, 50, 20, 30, 40, 15]},
         schema=ANCHORS_SCHEMA,
     )
-    pairs, _ = K.anchor_candidates(rows, NONE, cap=3)
+    pairs, _ = anchor_candidates(rows, NONE, cap=3)
     assert sorted(pairs.tolist()) == [[i, 1] for i in (0, 2, 3, 4, 5)]
 
 
 def test_unique_pairs_sums_counts():
-    pairs, counts = K.unique_pairs(np.array([[3, 4], [1, 2], [3, 4]]), np.array([2, 1, 5]))
+    pairs, counts = unique_pairs(np.array([[3, 4], [1, 2], [3, 4]]), np.array([2, 1, 5]))
     assert pairs.tolist() == [[1, 2], [3, 4]] and counts.tolist() == [1, 7]
 
 
@@ -135,7 +143,7 @@ def members(rows: list[tuple]) -> pa.Table:
             "survivor": list(survivor), "survivor_id": list(survivor_id),
             S.SIMILARITY: list(similarity), "group_size": list(size),
         },
-        schema=C.MEMBERS_SCHEMA,
+        schema=MEMBERS_SCHEMA,
     )  # fmt: skip
 
 
@@ -156,16 +164,16 @@ def test_decide_drops_exact_then_near_and_flags_partial():
     exact = members([(10, "a", 10, "a", 1.0, 2), (11, "b", 10, "a", 1.0, 2)])
     near = members([(12, "c", 12, "c", 1.0, 2), (13, "d", 12, "c", 0.7, 2)])
     partial = pa.table({"part": [14], "whole": [12], S.CONTAINMENT: [0.9], S.PARTIAL_DUP_OF: ["c"]})
-    out = C.decide(docs, exact, near, partial, "flag").to_pylist()
+    out = decide(docs, exact, near, partial, "flag").to_pylist()
     by_id = {r[S.DOC_ID]: r for r in out}
     assert by_id["a"][S.DROP_REASON] is None and by_id["a"][S.CLUSTER_ID] == "exact:a"
-    assert by_id["b"][S.DROP_REASON] == C.EXACT_DUPLICATE
+    assert by_id["b"][S.DROP_REASON] == EXACT_DUPLICATE
     assert by_id["b"][S.DROP_DETAIL] == "same text as a"
-    assert by_id["d"][S.DROP_REASON] == C.NEAR_DUPLICATE
+    assert by_id["d"][S.DROP_REASON] == NEAR_DUPLICATE
     assert by_id["d"][S.DROP_DETAIL] == "near-duplicate of c (jaccard 0.70)"
     assert by_id["e"][S.DROP_REASON] is None and by_id["e"][S.PARTIAL_DUP_OF] == "c"
-    removed = C.decide(docs, exact, near, partial, "remove").to_pylist()
-    assert removed[4][S.DROP_REASON] == C.PARTIAL_DUPLICATE
+    removed = decide(docs, exact, near, partial, "remove").to_pylist()
+    assert removed[4][S.DROP_REASON] == PARTIAL_DUPLICATE
     assert removed[4][S.DROP_DETAIL] == "90% contained in c"
 
 
@@ -173,10 +181,10 @@ def test_partial_containers_are_redirected_to_their_survivor():
     near = members([(1, "one", 1, "one", 1.0, 2), (2, "two", 1, "one", 0.8, 2)])
     partial = pa.table(
         {"part": [5, 5, 1], "whole": [2, 3, 2], S.CONTAINMENT: [0.9, 0.6, 0.95]},
-        schema=C.PARTIAL_SCHEMA,
+        schema=PARTIAL_SCHEMA,
     )
     names = {1: "one", 2: "two", 3: "three"}
-    best = C.redirect_to_survivors(partial, near, lambda idx: pa.array([names[i] for i in idx]))
+    best = redirect_to_survivors(partial, near, lambda idx: pa.array([names[i] for i in idx]))
     # 5's container 2 becomes its survivor 1; 1 inside its own cluster's survivor is dropped.
     assert best.select(["part", "whole", S.PARTIAL_DUP_OF]).to_pylist() == [
         {"part": 5, "whole": 1, S.PARTIAL_DUP_OF: "one"}

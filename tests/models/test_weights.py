@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 
-from pipeline.models import weights as W
+from pipeline.models import weights
 
 
 def model_dir(tmp_path):
@@ -30,24 +30,24 @@ def coreutils_hash(folder, names):
 
 def test_the_hash_covers_the_weight_files_and_is_cached_beside_them(tmp_path, monkeypatch):
     folder = model_dir(tmp_path)
-    digest = W.weights_sha256(folder)
+    digest = weights.weights_sha256(folder)
     assert digest == coreutils_hash(folder, ["model-00001.safetensors", "sub/extra.bin"])
-    cache = json.loads((folder / W.CACHE_NAME).read_text())
+    cache = json.loads((folder / weights.CACHE_NAME).read_text())
     assert cache["sha256"] == digest and sorted(cache["files"]) == [
         "model-00001.safetensors",
         "sub/extra.bin",
     ]
     (folder / "config.json").write_text('{"changed": true}')
     hashed = []
-    monkeypatch.setattr(W, "_sha256", lambda p: hashed.append(p.name) or "x")
-    assert W.weights_sha256(str(folder)) == digest and hashed == []  # from the cache
+    monkeypatch.setattr(weights, "_sha256", lambda p: hashed.append(p.name) or "x")
+    assert weights.weights_sha256(str(folder)) == digest and hashed == []  # from the cache
 
     monkeypatch.undo()
     extra = folder / "sub" / "extra.bin"
     before = extra.stat().st_mtime_ns
     extra.write_bytes(b"\x03" * 10)  # the same size; a later mtime (coarse clocks: forced)
     os.utime(extra, ns=(before + 10**9, before + 10**9))
-    changed = W.weights_sha256(folder)
+    changed = weights.weights_sha256(folder)
     assert changed != digest
     assert changed == coreutils_hash(folder, ["model-00001.safetensors", "sub/extra.bin"])
 
@@ -59,16 +59,16 @@ def test_a_read_only_folder_is_hashed_without_a_cache(tmp_path):
     try:
         if os.access(folder, os.W_OK):  # root writes anyway: nothing to check
             return
-        assert W.weights_sha256(folder) == expected
-        assert not (folder / W.CACHE_NAME).exists()
+        assert weights.weights_sha256(folder) == expected
+        assert not (folder / weights.CACHE_NAME).exists()
     finally:
         folder.chmod(0o755)
 
 
 def test_a_model_that_is_not_here_has_no_hash(tmp_path):
-    assert W.weights_sha256("Qwen/Qwen3-30B-A3B-Instruct-2507") is None  # a hub id
+    assert weights.weights_sha256("Qwen/Qwen3-30B-A3B-Instruct-2507") is None  # a hub id
     (tmp_path / "tokenizer_only").mkdir()
-    assert W.weights_sha256(tmp_path / "tokenizer_only") is None
+    assert weights.weights_sha256(tmp_path / "tokenizer_only") is None
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF")
-    assert W.weights_sha256(gguf) == coreutils_hash(tmp_path, ["model.gguf"])
+    assert weights.weights_sha256(gguf) == coreutils_hash(tmp_path, ["model.gguf"])

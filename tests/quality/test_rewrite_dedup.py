@@ -8,8 +8,22 @@ from quality_fixtures import faithful_rewrites, recorded_pairs, sample_text
 from pipeline import schema as S
 from pipeline.config.fidelity import RewriteDedupConfig
 from pipeline.plumbing.hashing import stable_rank
-from pipeline.quality import rewrite_dedup as D
 from pipeline.quality.fidelity import SCORED_SCHEMA
+from pipeline.quality.rewrite_dedup import (
+    DUPLICATE_REWRITE,
+    PAIRS_SCHEMA,
+    RANK,
+    REWRITE_SHINGLES,
+    SOURCE_DOC,
+    SOURCE_DOC_CAP,
+    SOURCE_SHINGLES,
+    apply_style_cap,
+    dedup_features,
+    mark_doc_group,
+    style_cutoffs,
+    style_tops,
+    verify_bucket_group,
+)
 from pipeline.similarity.buckets import BAND_KEYS, explode
 
 CFG = RewriteDedupConfig()
@@ -30,10 +44,10 @@ def edited(text: str, every: int = 50) -> str:
 
 def find_pairs(rows: list[dict]) -> list[dict]:
     table = pa.Table.from_pylist(rows, schema=SCORED_SCHEMA)
-    feats = D.dedup_features(table, CFG)
-    keep = [D.SOURCE_DOC, S.STYLE, D.RANK, D.REWRITE_SHINGLES, D.SOURCE_SHINGLES]
+    feats = dedup_features(table, CFG)
+    keep = [SOURCE_DOC, S.STYLE, RANK, REWRITE_SHINGLES, SOURCE_SHINGLES]
     buckets = explode(feats, BAND_KEYS, keep=keep, n_groups=1)
-    pairs = D.verify_bucket_group(buckets, CFG.threshold, CFG.max_bucket_pairs).to_pylist()
+    pairs = verify_bucket_group(buckets, CFG.threshold, CFG.max_bucket_pairs).to_pylist()
     return sorted(pairs, key=lambda p: p["loser"])
 
 
@@ -74,15 +88,15 @@ def test_mark_doc_group_marks_duplicates_then_caps_the_rest():
     pairs = pa.Table.from_pylist(
         [{"loser": "news/a#qa", "loser_doc": "news/a", "winner": "news/z#qa",
           S.KIND: "source", S.SIMILARITY: 0.8}],
-        schema=D.PAIRS_SCHEMA,
+        schema=PAIRS_SCHEMA,
     )  # fmt: skip
-    out = D.mark_doc_group(rows, pairs, max_per_doc=1, seed=0).to_pylist()
+    out = mark_doc_group(rows, pairs, max_per_doc=1, seed=0).to_pylist()
     by_id = {r[S.REWRITE_ID]: r for r in out}
-    assert by_id["news/a#qa"][S.DROP_REASON] == D.DUPLICATE_REWRITE
+    assert by_id["news/a#qa"][S.DROP_REASON] == DUPLICATE_REWRITE
     assert by_id["news/a#qa"][S.DUPLICATE_OF] == "news/z#qa"
     assert "source Jaccard 0.80" in by_id["news/a#qa"][S.DROP_DETAIL]
     assert by_id["news/a#student"][S.DROP_REASON] == "boilerplate"  # earlier reason stays
-    capped = [r for r in out if r[S.DROP_REASON] == D.SOURCE_DOC_CAP]
+    capped = [r for r in out if r[S.DROP_REASON] == SOURCE_DOC_CAP]
     kept = [r for r in out if r[S.DROP_REASON] is None]
     assert len(kept) == 1 and len(capped) == 1
     first = min(("news/a#summary", "news/a#expert"), key=lambda i: stable_rank(0, i))
@@ -95,10 +109,10 @@ def test_style_cap_keeps_the_same_rewrites_however_the_rows_are_split():
     table = pa.Table.from_pylist(rows, schema=SCORED_SCHEMA)
 
     def capped(blocks: list[pa.Table]) -> set[str]:
-        tops = [r for b in blocks for r in D.style_tops(b, 4, 0).to_pylist()]
-        cutoffs = D.style_cutoffs(tops, 4)
+        tops = [r for b in blocks for r in style_tops(b, 4, 0).to_pylist()]
+        cutoffs = style_cutoffs(tops, 4)
         assert set(cutoffs) == {"qa"}  # summary has 3 <= 4
-        out = [D.apply_style_cap(b, cutoffs, 4, 0) for b in blocks]
+        out = [apply_style_cap(b, cutoffs, 4, 0) for b in blocks]
         kept = [r for b in out for r in b.to_pylist() if r[S.DROP_REASON] is None]
         assert sum(r[S.STYLE] == "qa" for r in kept) == 4
         return {r[S.REWRITE_ID] for r in kept}

@@ -11,10 +11,31 @@ from hypothesis import strategies as st
 
 from pipeline import schema as S
 from pipeline.config.quality import QualityConfig
-from pipeline.quality import textstats as T
 from pipeline.quality.chars import char_flags
 from pipeline.quality.language import identify
 from pipeline.quality.scoring import document_scores
+from pipeline.quality.textstats import (
+    ALPHA_TOKENS,
+    C4_CURLY,
+    C4_KEPT_CHARS,
+    C4_LINE_CHARS,
+    C4_LOREM,
+    C4_SENTENCES,
+    CHARS,
+    DUP5,
+    DUP_NGRAM,
+    DUP_PARA_CHARS,
+    DUP_PARAS,
+    DUP_RLINE_CHARS,
+    DUP_RLINES,
+    FW_DUP_CHARS,
+    PARAS,
+    RLINES,
+    TOKENS,
+    TOP2,
+    WORDS,
+    text_stats,
+)
 from pipeline.quality.words import tokenize, word_tables
 
 CFG = QualityConfig()
@@ -28,7 +49,7 @@ def words(text: str) -> list[str]:
 
 
 def stats(text: str) -> np.ndarray:
-    return T.text_stats(pa.array([text], pa.large_string()))[0]
+    return text_stats(pa.array([text], pa.large_string()))[0]
 
 
 def test_words_split_as_spacy_english_does():
@@ -53,7 +74,7 @@ def test_word_count_leaves_out_punctuation_tokens_at_the_fifty_word_edge():
     fifty = " ".join(["the cat, sat."] * 16 + ["on", "a"])  # 50 words, 32 punctuation tokens
     assert document_scores(fifty, CFG)[S.Q_WORDS] == 50
     v = stats(fifty)
-    assert v[T.TOKENS] == 82 and v[T.WORDS] == 50
+    assert v[TOKENS] == 82 and v[WORDS] == 50
     assert document_scores(fifty.rsplit(" ", 1)[0], CFG)[S.Q_WORDS] == 49
 
 
@@ -73,7 +94,7 @@ def test_bullet_and_ellipsis_lines_count_blank_lines_in_the_denominator():
 
 def test_top_ngram_is_its_joined_characters_times_its_count_over_the_text():
     text = "a b a b a b c"  # "a b" three times (overlaps counted, as Counter does)
-    assert stats(text)[T.TOP2] == 3 * 3
+    assert stats(text)[TOP2] == 3 * 3
     assert document_scores(text, CFG)[S.Q_TOP_NGRAM[2]] == pytest.approx(9 / 13)
 
 
@@ -82,31 +103,31 @@ def test_repeated_ngrams_skip_n_words_after_a_repeat():
     # has fewer than 5 left, so 5 of the 8 repeated words count (a coverage mask would say 8).
     first = ["w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8"]
     v = stats(" ".join(first + first))
-    assert v[T.DUP5] == sum(len(w) for w in first[:5])
+    assert v[DUP5] == sum(len(w) for w in first[:5])
 
 
 def test_lines_split_at_newline_runs_and_paragraphs_at_two_newlines():
     text = "same line\nsame line\n\nother\n \nother"
     v = stats(text)
-    assert (v[T.RLINES], v[T.DUP_RLINES], v[T.DUP_RLINE_CHARS]) == (5, 2, 9 + 5)
+    assert (v[RLINES], v[DUP_RLINES], v[DUP_RLINE_CHARS]) == (5, 2, 9 + 5)
     # "\n \n" is no paragraph break: two paragraphs, neither repeated.
-    assert (v[T.PARAS], v[T.DUP_PARAS]) == (2, 0)
+    assert (v[PARAS], v[DUP_PARAS]) == (2, 0)
     assert document_scores(text, CFG)[S.Q_DUP_LINE_CHAR_FRAC] == pytest.approx(14 / len(text))
 
 
 def test_c4_line_tests_in_datatrove_order():
     ok = "This line has five words."
-    assert stats(ok)[T.C4_SENTENCES] == 1
-    assert stats("It ends with a quote mark'")[T.C4_SENTENCES] == 1  # "'" ends a line
-    assert stats("It ends with a curly quote”")[T.C4_SENTENCES] == 0
-    assert stats("A line of five words. [1]")[T.C4_SENTENCES] == 0  # a space is left at the end
-    assert stats("A line of five words.[12][edit]")[T.C4_SENTENCES] == 1
-    assert stats("Four words only here.")[T.C4_SENTENCES] == 0
-    assert stats("Mr. Smith went home early. He left.")[T.C4_SENTENCES] == 2
+    assert stats(ok)[C4_SENTENCES] == 1
+    assert stats("It ends with a quote mark'")[C4_SENTENCES] == 1  # "'" ends a line
+    assert stats("It ends with a curly quote”")[C4_SENTENCES] == 0
+    assert stats("A line of five words. [1]")[C4_SENTENCES] == 0  # a space is left at the end
+    assert stats("A line of five words.[12][edit]")[C4_SENTENCES] == 1
+    assert stats("Four words only here.")[C4_SENTENCES] == 0
+    assert stats("Mr. Smith went home early. He left.")[C4_SENTENCES] == 2
     lorem = "lorem ipsum is no prose\nLorem ipsum dolor sit amet."
-    assert stats(lorem)[T.C4_LOREM] == 1  # only lines that pass the end and length tests
+    assert stats(lorem)[C4_LOREM] == 1  # only lines that pass the end and length tests
     curly = "Please enable JavaScript {here} to see this.\nSet it with {x} in the file."
-    assert stats(curly)[T.C4_CURLY] == 1  # the JavaScript line is dropped before the '{' test
+    assert stats(curly)[C4_CURLY] == 1  # the JavaScript line is dropped before the '{' test
 
 
 def test_fineweb_lines_are_unstripped_and_a_quote_closes_after_the_mark():
@@ -132,14 +153,14 @@ TRICKY = "ab Z9.,;:!?'\"“”’()[]{}-–—…#•*/&%$+\n\n \t\u00a0é漢�
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(alphabet=TRICKY, max_size=120), min_size=1, max_size=6))
 def test_counts_are_bounded_for_any_text(texts):
-    v = T.text_stats(pa.array(texts, pa.large_string()))
+    v = text_stats(pa.array(texts, pa.large_string()))
     chars = np.array([len(t) for t in texts])
-    assert (v[:, T.CHARS] == chars).all()
-    assert (v[:, T.WORDS] <= v[:, T.TOKENS]).all() and (v[:, T.TOKENS] <= chars).all()
-    assert (v[:, T.ALPHA_TOKENS] <= v[:, T.WORDS]).all()
-    for column in (T.DUP_RLINE_CHARS, T.DUP_PARA_CHARS, T.FW_DUP_CHARS, *T.DUP_NGRAM.values()):
+    assert (v[:, CHARS] == chars).all()
+    assert (v[:, WORDS] <= v[:, TOKENS]).all() and (v[:, TOKENS] <= chars).all()
+    assert (v[:, ALPHA_TOKENS] <= v[:, WORDS]).all()
+    for column in (DUP_RLINE_CHARS, DUP_PARA_CHARS, FW_DUP_CHARS, *DUP_NGRAM.values()):
         assert (v[:, column] <= chars).all()
-    assert (v[:, T.C4_KEPT_CHARS] <= v[:, T.C4_LINE_CHARS]).all()
+    assert (v[:, C4_KEPT_CHARS] <= v[:, C4_LINE_CHARS]).all()
     for text, row in zip(texts, v, strict=True):  # the tokens tile the non-space characters
         assert sum(len(w) for w in words(text)) == sum(not c.isspace() for c in text)
-        assert row[T.TOKENS] == len(words(text))
+        assert row[TOKENS] == len(words(text))

@@ -19,10 +19,10 @@ from pipeline.plumbing.hashing import file_sha256
 from pipeline.rewrite.prompts import get_template
 from pipeline.stage import DOCS, REWRITES, RunContext
 from pipeline.tokens import inputs
-from pipeline.tokens import parts as P
 from pipeline.tokens import stage as stage_module
 from pipeline.tokens.lineage import read_lineage, verify_lineage
 from pipeline.tokens.manifest import load_manifest
+from pipeline.tokens.parts import PART, PARTS_DIR
 from pipeline.tokens.shards import open_shard
 from pipeline.tokens.stage import TokenizeStage
 from pipeline.tokens.steps import encode
@@ -113,7 +113,7 @@ def test_ingest_then_tokenize_accounts_for_every_document(ray_local, corpus, tmp
 
     def encode_and_count_parts(*args, **kwargs):
         rows = encode(*args, **kwargs)
-        parts_per_run.append(len(set(rows[P.PART].to_pylist())))
+        parts_per_run.append(len(set(rows[PART].to_pylist())))
         return rows
 
     monkeypatch.setattr(stage_module, "encode", encode_and_count_parts)
@@ -166,7 +166,7 @@ def test_ingest_then_tokenize_accounts_for_every_document(ray_local, corpus, tmp
         assert (line[S.PATH], line[S.LOCATION]) == (doc[S.PATH], doc[S.LOCATION])
         assert line[S.LOCATION] >= 1 and line[S.PROMPT_ID] is None and line[S.MODEL] is None
 
-    assert not (tmp_path / "one" / "tokenize" / P.PARTS_DIR).exists()  # parts are gone
+    assert not (tmp_path / "one" / "tokenize" / PARTS_DIR).exists()  # parts are gone
 
     # A second run elsewhere gives the same bytes: shards, manifest and the trained tokenizer,
     # though its rows are encoded in many small items (one task and part file each).
