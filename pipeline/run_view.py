@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from pipeline.provenance import Provenance, Trace
 from pipeline.rewrite.attempts import ATTEMPTS_DIR, ATTEMPTS_SCHEMA
+from pipeline.runner import STAGES
 from pipeline.schema import CLUSTERS_SCHEMA, with_drop_columns
 from pipeline.stats import StageStats
 
@@ -117,8 +118,6 @@ class Run:
 
 
 def _stage_schema(stage: str) -> pa.Schema | None:
-    from pipeline.runner import STAGES  # imports every stage: only when a table is read
-
     return getattr(STAGES.get(stage), "output_schema", None)
 
 

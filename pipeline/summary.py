@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pipeline.quality.histograms import sparkline
 from pipeline.stats import StageStats
 
 _HEADER = ("stage", "rows in", "rows out", "dropped", "MB in", "MB out", "time", "tokens/s")
@@ -148,8 +149,6 @@ def _wrap(total: str, reasons: list[str], width: int) -> list[str]:
 def _histogram_lines(stages: Sequence[StageStats]) -> list[str]:
     """Score histograms (stats.extra["score_histograms"]) of the columns whose rules failed
     some row, one line each: column, min, bars, max, rows failing. All of them: summary.json."""
-    from pipeline.quality.histograms import sparkline
-
     lines: list[str] = []
     for s in stages:
         histograms = s.extra.get("score_histograms") or {}

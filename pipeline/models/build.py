@@ -97,6 +97,7 @@ def _build_cached(
 
 
 def _source_info() -> dict:
+    # smollm2 and upcycle import torch: loaded only when a model is built, not resolved.
     from pipeline.models.smollm2 import SOURCE_PACKAGE, find_gguf, source_version
 
     gguf = find_gguf()
@@ -112,7 +113,7 @@ def ensure_dense(cache_root: Path = DEFAULT_CACHE, force: bool = False) -> Path:
     """The dense SmolLM2-135M-Instruct checkpoint (float32, de-quantized from the GGUF)."""
 
     def build(tmp: Path) -> dict:
-        import transformers
+        import transformers  # torch and transformers only when a model is built
 
         from pipeline.models.smollm2 import convert_gguf_to_checkpoint
 
@@ -147,7 +148,7 @@ def ensure_local_moe(
     dense_dir = ensure_dense(cache_root, force=False)
 
     def build(tmp: Path) -> dict:
-        import transformers
+        import transformers  # torch and transformers only when a model is built
 
         from pipeline.models.upcycle import check_tensor_names, max_logit_difference
         from pipeline.models.upcycle import upcycle_to_mixtral as upcycle

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from pipeline import schema as S
 from pipeline.config.fidelity import JudgeConfig
 from pipeline.plumbing.hashing import stable_fraction
+from pipeline.rewrite.engine import VLLMEngine
 
 JUDGE_REJECTED = "judge_rejected"
 VERDICT_SCHEMA: dict[str, Any] = {
@@ -108,8 +109,6 @@ class JudgeActor:
     """One engine per actor (set up once); judges the sampled rows still kept in a batch."""
 
     def __init__(self, config, model_cache: str, engine=None):
-        from pipeline.rewrite.engine import VLLMEngine
-
         self.cfg: JudgeConfig = config.fidelity.judge
         self.engine = engine or VLLMEngine(config.model, Path(model_cache))
         self.sampling = judge_sampling(self.cfg) if engine is None else {}

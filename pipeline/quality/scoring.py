@@ -20,6 +20,7 @@ import pyarrow as pa
 from pipeline import schema as S
 from pipeline.config.quality import QualityConfig
 from pipeline.plumbing.snippets import snippet
+from pipeline.quality.classifier import load_classifier
 from pipeline.quality.heuristics import params_for, quality_scores
 from pipeline.quality.language import identify
 from pipeline.quality.rules import Rule, failing_rules, quality_rules, skipped
@@ -37,8 +38,6 @@ def batch_scores(texts: pa.Array, cfg: QualityConfig, pylist: list[str]) -> dict
     if any(f.enabled for f in families) and pylist:
         scores.update(quality_scores(text_stats(texts, params_for(cfg), pylist), cfg))
     if cfg.classifier.path is not None:
-        from pipeline.quality.classifier import load_classifier
-
         model = load_classifier(cfg.classifier.path)
         limit, label = cfg.classifier.max_chars, cfg.classifier.positive_label
         scores[S.QUALITY_SCORE] = np.array([model.score(t[:limit], label) for t in pylist])

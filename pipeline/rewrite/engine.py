@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.config import ModelConfig
+from pipeline.models.build import resolve_model_path
 from pipeline.models.weights import weights_sha256
 
 log = logging.getLogger(__name__)
@@ -206,9 +207,7 @@ class VLLMEngine:
             # The model config wins over what the worker inherited (Ray's OMP_NUM_THREADS):
             # vLLM and its OpenMP runtime read these when they are first imported.
             os.environ[key] = str(value)
-        from vllm import LLM
-
-        from pipeline.models.build import resolve_model_path
+        from vllm import LLM  # the optional engine: imported only where one is started
 
         path = resolve_model_path(model.path, Path(model_cache), model.num_experts, model.top_k)
         tokenizer = (

