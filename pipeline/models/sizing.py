@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from pipeline.config import ModelConfig, PresetSizing, RewriteConfig
+from pipeline.config import ModelConfig, PresetSizing, RewriteConfig
 
 GIB = 1024**3
 # Memory inside gpu_memory_utilization that neither weights nor KV cache get: vLLM's profile

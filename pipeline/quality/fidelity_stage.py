@@ -24,9 +24,11 @@ from pathlib import Path
 import ray
 
 from pipeline import schema as S
+from pipeline.models.build import resolve_model_path
 from pipeline.plumbing.resources import engine_actor_args, shuffle_partitions
 from pipeline.quality.fidelity import SCORED_SCHEMA, fidelity_rules, score_rewrites
 from pipeline.quality.histograms import score_stats
+from pipeline.quality.judge import JudgeActor
 from pipeline.quality.rewrite_dedup import (
     FEATURES_SCHEMA,
     PAIRS_SCHEMA,
@@ -140,9 +142,6 @@ class FidelityStage(Stage):
         )
 
     def _judge(self, scored: ray.data.Dataset) -> ray.data.Dataset:
-        from pipeline.models.build import resolve_model_path
-        from pipeline.quality.judge import JudgeActor
-
         model = self.config.model
         model_cache = Path(self.config.rewrite.model_cache).resolve()
         resolve_model_path(model.path, model_cache, model.num_experts, model.top_k)

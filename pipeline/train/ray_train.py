@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config, ConfigError
+from pipeline.models.build import resolve_model_path
+from pipeline.tokens.manifest import ManifestError, load_manifest, read_manifest
 from pipeline.train.checkpoint import incompatibility, latest_checkpoint
 from pipeline.train.loop import METRICS, SUMMARY, TrainPlan, train_worker
+from pipeline.train.model import set_trainable, skeleton, vocab_size
 from pipeline.train.progress import MetricsTail
 
 log = logging.getLogger("pipeline.train")
@@ -32,8 +35,6 @@ TOKENIZER_FILES = {"hf": "tokenizer.json", "sentencepiece": "tokenizer.model"}
 
 def resolve_plan(config: Config) -> TrainPlan:
     """Absolute paths, the model's folder and its tokenizer hash; ConfigError for user mistakes."""
-    from pipeline.tokens.manifest import ManifestError, load_manifest, read_manifest
-
     t = config.train
     shards = Path(t.data.shards).resolve()
     try:
@@ -45,8 +46,6 @@ def resolve_plan(config: Config) -> TrainPlan:
         ) from e
     init_path = trust = None
     if t.init == "model":
-        from pipeline.models.build import resolve_model_path
-
         cache = Path(config.rewrite.model_cache).resolve()
         m = config.model
         init_path = resolve_model_path(m.path, cache, m.num_experts, m.top_k)
@@ -147,8 +146,6 @@ def _worker_env(plan: TrainPlan) -> dict[str, str]:
 def _check_model(t, init_path: str | None, trust: bool, shard_vocab: int) -> None:
     """What would otherwise fail inside every worker: a vocabulary the model lacks, a
     trainable pattern matching nothing (checked on a weightless skeleton of the model)."""
-    from pipeline.train.model import set_trainable, skeleton, vocab_size
-
     bare = skeleton(init_path, t.tiny, shard_vocab, trust)
     if vocab_size(bare) < shard_vocab:
         raise ConfigError(
