@@ -11,7 +11,9 @@ a heading (no NER model to ship); one is novel when no form of it appears in the
 entity swap is a novel entity while a source entity is missing from the rewrite, neither a
 spelling variant of a name on the other side ("Bathsheba" for "Bath-sheba"). A name swap is
 found by position: a novel entity standing, once the two texts are aligned, where the source
-has another name, even one the rewrite still mentions elsewhere.
+has another name, even one the rewrite still mentions elsewhere; or, within a reach of words,
+near a source name that the rewrite lacks nearby (free rewrites move clauses). Aliases
+(FidelityConfig.name_aliases: "Jacob"/"James") are never name swaps.
 
     scores = fidelity_scores(rewrite, source, finish_reasons=["stop"], copy_ngram=3)
     failed = failing_rules(scores, fidelity_rules(FidelityConfig(), style="summary"))
@@ -207,11 +209,26 @@ def _skeleton(name: str) -> str:
 
 def _spelling_variant(a: str, b: str) -> bool:
     """The same name spelt another way: skeletons sharing 5 letters in front, or as alike as
-    difflib's ratio 0.75 ('Timotheus'/'Timothy', 'Saviour'/'Savior', 'Magdalene'/'Magdala')."""
+    difflib's ratio 0.75 ('Timotheus'/'Timothy', 'Saviour'/'Savior', 'Magdalene'/'Magdala');
+    0.85 when a skeleton has 4 letters or fewer, where one shared letter moves the ratio a
+    lot: 'Jehu' and 'Jesus' (skeletons 'ieu', 'iesus': 0.75) are two people."""
     a, b = _skeleton(a), _skeleton(b)
     if a[:5] == b[:5] and len(a) >= 5 and len(b) >= 5:
         return True
-    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.75
+    ratio = difflib.SequenceMatcher(None, a, b).ratio()
+    return ratio >= (0.85 if min(len(a), len(b)) <= 4 else 0.75)
+
+
+def _same_name(a: str, b: str, aliases: frozenset[tuple[str, str]]) -> bool:
+    """A spelling variant, or a pair of `aliases` (lower case, both orders)."""
+    return (a.lower(), b.lower()) in aliases or _spelling_variant(a, b)
+
+
+def alias_pairs(groups: list[list[str]]) -> frozenset[tuple[str, str]]:
+    """[["James", "Jacob"], ...] -> every ordered pair of names within a group, lower case."""
+    return frozenset(
+        (a.lower(), b.lower()) for group in groups for a in group for b in group if a != b
+    )
 
 
 def _unmatched(entities_: list[str], other: str) -> list[str]:
@@ -249,27 +266,65 @@ def _words(text: str) -> list[tuple[str, str, bool]]:
     return found
 
 
-def name_swaps(rewrite: str, source: str, window: int = 2) -> list[str]:
+def _source_position(blocks: list[difflib.Match], j: int, n_rw: int, n_src: int) -> float:
+    """Where the rewrite's word `j` (in no matching block) falls in the source: interpolated
+    between the matching blocks around it."""
+    before = [m for m in blocks if m.b + m.size <= j]
+    after = [m for m in blocks if m.b > j]
+    b0, a0 = (before[-1].b + before[-1].size, before[-1].a + before[-1].size) if before else (0, 0)
+    b1, a1 = (after[0].b, after[0].a) if after else (n_rw, n_src)
+    return a0 + (j - b0 + 0.5) * (a1 - a0) / max(b1 - b0, 1)
+
+
+def _after_article(words: list[tuple[str, str, bool]], j: int) -> bool:
+    """Word j follows an article, itself or after another capitalised word ("the Temple",
+    "the High Priest", "the Good News"): a title or a capitalised common noun more likely than
+    a name."""
+    if j >= 1 and words[j - 1][0] in _ARTICLES:
+        return True
+    return j >= 2 and words[j - 1][1][0].isupper() and words[j - 2][0] in _ARTICLES
+
+
+def name_swaps(
+    rewrite: str,
+    source: str,
+    window: int = 2,
+    reach: int | None = None,
+    aliases: frozenset[tuple[str, str]] = frozenset(),
+) -> list[str]:
     """Names of the rewrite standing where the source has another name ("'Mamre' where the
     source has 'Moses'"), found by position, so that one swapped mention counts even while the
     old name still appears elsewhere.
 
-    The two texts' word forms are aligned (difflib); a novel entity of the rewrite (no form or
-    spelling variant in the source) inside a replaced span faces the source words at the same
-    relative place in the span, `window` either side, nearest first. It is a swap when one of
-    them is a source entity that is no spelling variant of it. Not swaps: a name where the
-    source has a pronoun or a lower-case word ("Jesus" for "he"); a name moved within the span;
-    a word that either text also writes in lower case (a common noun capitalised: "Master",
-    "Sea"); and, when the rewrite never uses the source's word, a singular one after an article
-    ("the Lord", "the Christ", "a Greek"): a title the rewrite renders another way ("the
-    Master", "the Messiah"). Names take no article; a people does, and stays a name ("the
-    Egyptians")."""
+    The two texts' word forms are aligned (difflib); a novel entity of the rewrite (no form,
+    spelling variant or alias in the source) inside a replaced span faces the source words at
+    the same relative place in the span, `window` either side, nearest first. It is a swap when
+    one of them is a source entity that is no spelling variant or alias of it. A novel entity
+    that this finds no swap for (an insertion, or a long span that a free rewrite reorders)
+    gets a wider look, with `reach` (None: none): its place in the source, interpolated between
+    the aligned words around it, and `reach` source words either side, nearest first; a swap
+    when one is a source entity that the rewrite's own `reach` words either side lack, in any
+    form or spelling variant ("Russia" near "Russian" is no swap). This wider look skips a
+    word after an article ("the Temple", "the High Priest"): free rewrites capitalise titles
+    and common nouns there, and without its slot nothing else tells them from names. Not
+    swaps: a name where the source has a pronoun or a lower-case word ("Jesus" for "he"); a
+    name moved within the span; a word that either text also writes in lower case (a common
+    noun capitalised: "Master", "Sea"); and, when the rewrite never uses the source's word, a
+    singular one after an article ("the Lord", "the Christ", "a Greek"): a title the rewrite
+    renders another way ("the Master", "the Messiah"). Names take no article; a people does,
+    and stays a name ("the Egyptians"). `aliases` (alias_pairs): names one may stand for
+    another ("Jacob" for "James")."""
     rw, src = _words(rewrite), _words(source)
     lower = {form for form, word, _ in rw + src if word.islower()}
-    novel = {e for e in _unmatched(entities(rewrite), source) if e.lower() not in lower}
+    source_entities = entities(source)
+    novel = {
+        e
+        for e in _unmatched(entities(rewrite), source)
+        if e.lower() not in lower and not any(_same_name(e, n, aliases) for n in source_entities)
+    }
     if not novel:
         return []
-    names = set(entities(source)) | set(entities(rewrite))
+    names = set(source_entities) | set(entities(rewrite))
     rw_forms, src_forms = [t[0] for t in rw], [t[0] for t in src]
     used = set(rw_forms)
     titles = {
@@ -277,8 +332,23 @@ def name_swaps(rewrite: str, source: str, window: int = 2) -> list[str]:
         for before, (form, word, _) in zip(src_forms, src[1:], strict=False)
         if before in _ARTICLES and word[0].isupper() and not form.endswith("s")
     }
+
+    def other_name(k: int, word: str, span: set[str]) -> str | None:
+        """The source's word k if it is a name, not in `span`, and not the same as `word`."""
+        form, name, _ = src[k]
+        if (
+            name in names
+            and form not in _NOT_ENTITIES
+            and form not in lower
+            and form not in span
+            and (form in used or form not in titles)
+            and not _same_name(word, name, aliases)
+        ):
+            return name
+        return None
+
     matcher = difflib.SequenceMatcher(None, src_forms, rw_forms, autojunk=False)
-    swaps = []
+    swaps: dict[int, str] = {}
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag != "replace":
             continue
@@ -290,18 +360,25 @@ def name_swaps(rewrite: str, source: str, window: int = 2) -> list[str]:
             mid = i1 + (j - j1 + 0.5) * (i2 - i1) / (j2 - j1)
             near = range(max(i1, int(mid - window)), min(i2, int(mid + window) + 1))
             for k in sorted(near, key=lambda k: abs(k + 0.5 - mid)):
-                form, name, _ = src[k]
-                if (
-                    name in names
-                    and form not in _NOT_ENTITIES
-                    and form not in lower
-                    and form not in span
-                    and (form in used or form not in titles)
-                    and not _spelling_variant(word, name)
-                ):
-                    swaps.append(f"{word!r} where the source has {name!r}")
+                if name := other_name(k, word, span):
+                    swaps[j] = f"{word!r} where the source has {name!r}"
                     break
-    return swaps
+    if reach:
+        blocks = [m for m in matcher.get_matching_blocks() if m.size]
+        for j, (_, word, opens) in enumerate(rw):
+            if j in swaps or opens or word not in novel or _after_article(rw, j):
+                continue
+            mid = _source_position(blocks, j, len(rw), len(src))
+            nearby = rw[max(0, j - reach) : j + reach + 1]
+            span = {form for form, _, _ in nearby}
+            capitalised = [w for _, w, _ in nearby if w[0].isupper() and w != word]
+            near = range(max(0, int(mid - reach)), min(len(src), int(mid + reach) + 1))
+            for k in sorted(near, key=lambda k: abs(k + 0.5 - mid)):
+                name = other_name(k, word, span)
+                if name and not any(_same_name(name, w, aliases) for w in capitalised):
+                    swaps[j] = f"{word!r} near where the source has {name!r}"
+                    break
+    return [swaps[j] for j in sorted(swaps)]
 
 
 def compression_ratio(text: str, min_chars: int) -> float | None:
@@ -347,7 +424,9 @@ def fidelity_scores(
         S.F_NOVEL_ENTITY_RATIO: entity_ratio,
         S.F_NOVEL_TERMS: new_numbers + new_entities,
         S.F_ENTITY_SWAPS: entity_swaps(rewrite, source),
-        S.F_NAME_SWAPS: name_swaps(rewrite, source),
+        S.F_NAME_SWAPS: name_swaps(
+            rewrite, source, reach=cfg.name_swap_reach, aliases=alias_pairs(cfg.name_aliases)
+        ),
         S.F_DUP_5GRAM_CHAR_FRAC: dup_ngram_char_frac(rewrite.split(), 5),
         S.F_COMPRESSION_RATIO: compression_ratio(rewrite, cfg.min_compression_chars),
         S.F_BOILERPLATE: boilerplate(rewrite, source),

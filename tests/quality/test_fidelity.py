@@ -12,6 +12,7 @@ from quality_fixtures import faithful_rewrites, recorded_pairs, rewrite_row
 from pipeline import schema as S
 from pipeline.config.fidelity import FidelityConfig
 from pipeline.quality.fidelity import (
+    alias_pairs,
     compression_ratio,
     copied_ngram_ratio,
     entities,
@@ -224,6 +225,81 @@ def test_titles_and_common_words_are_not_name_swaps():
     assert name_swaps("Joseph died. Tarsus wept for him.", "Joseph died. Egypt wept for him.") == []
 
 
+# A free rewrite: clauses moved, so the word alignment leaves the rewrite's mention of the
+# man in a long replaced span, and the source's more than 2 words from its slot.
+FREE_SOURCE = (
+    "After the feast Andrew went down to Capernaum with his mother and his brothers, "
+    "and they stayed there for a few days."
+)
+FREE_REWRITE = (
+    "After the feast, with his mother and his brothers, Simon went down to stay at "
+    "Capernaum for a few days."
+)
+
+
+def test_a_swapped_name_a_clause_away_is_found_within_reach():
+    # No source name faces "Simon" at its slot (2 words either side), nor within 8 words ...
+    assert name_swaps(FREE_REWRITE, FREE_SOURCE) == []
+    assert name_swaps(FREE_REWRITE, FREE_SOURCE, reach=8) == []
+    # ... but "Andrew" is within 12 words of its place in the source, and the rewrite's own
+    # 12 words either side lack him.
+    assert name_swaps(FREE_REWRITE, FREE_SOURCE, reach=12) == [
+        "'Simon' near where the source has 'Andrew'"
+    ]
+    assert CFG.name_swap_reach == 12
+    assert judge(FREE_REWRITE, FREE_SOURCE, "wikipedia")["failed"] == ["name_swap"]
+
+
+def test_what_reach_does_not_count_as_a_swap():
+    # The faithful rewrite: the same name, moved.
+    assert name_swaps(FREE_REWRITE.replace("Simon", "Andrew"), FREE_SOURCE, reach=12) == []
+    # A name added where the source has none nearby ("Jesus" for "he") ...
+    source = "He went down to Capernaum with his mother, and they stayed there for a few days."
+    added = "Jesus stayed a few days at Capernaum; his mother came down with him."
+    assert name_swaps(added, source, reach=12) == []
+    # ... a source name the rewrite still writes nearby (a name added, not swapped) ...
+    both = FREE_REWRITE.replace("Simon went", "Simon and Andrew went")
+    assert name_swaps(both, FREE_SOURCE, reach=12) == []
+    # ... a common noun either text writes in lower case ...
+    common = FREE_REWRITE.replace("Simon", "the Family").replace("his brothers", "family")
+    assert name_swaps(common, FREE_SOURCE, reach=12) == []
+    # ... a word after an article, or after a capitalised word after one: a title or a
+    # capitalised common noun ("the Teacher", "the High Priest"), unless at its very slot ...
+    for title in ("the Teacher", "the High Priest"):
+        titled = FREE_REWRITE.replace("Simon", title)
+        assert name_swaps(titled, FREE_SOURCE, reach=12) == [], title
+    # ... or a source name that the rewrite writes nearby in another form ("Russian").
+    russia = "In the spring the Russian army took Grozny, and the war went on for years."
+    kept = "In spring, Chechnya's Grozny fell to Russia; the war went on."
+    assert name_swaps(kept, russia, reach=12) == []
+
+
+def test_spelling_variants_of_short_names_must_be_close():
+    # Skeletons of 4 letters or fewer ("ieu" for "Jehu") need difflib's ratio 0.85: "Jehu" is
+    # not "Jesus" (0.75), "Tyre" is not "Tyrus"; longer names keep 0.75 ("Timothy").
+    source = "And when Jesus saw that a crowd came running, he rebuked the spirit."
+    assert name_swaps(source.replace("Jesus", "Jehu"), source) == [
+        "'Jehu' where the source has 'Jesus'"
+    ]
+    assert name_swaps("and Bathsheba said to Timothy", "And Bath-sheba said to Timotheus") == []
+    assert name_swaps("and then Elia said to him", "and then Elias said to him") == []
+
+
+def test_aliases_are_names_one_may_stand_for_another():
+    source = "Then Peter and James went up to the temple at the hour of prayer."
+    rewrite = "Then Peter and Jacob went up to the temple at the hour of prayer."
+    assert name_swaps(rewrite, source) == ["'Jacob' where the source has 'James'"]
+    pairs = alias_pairs([["James", "Jacob"]])
+    assert ("jacob", "james") in pairs and ("james", "jacob") in pairs
+    assert name_swaps(rewrite, source, aliases=pairs) == []
+    # An alias covers only its own pair: another name in that place is still a swap.
+    other = rewrite.replace("Jacob", "Judas")
+    assert name_swaps(other, source, aliases=pairs) == ["'Judas' where the source has 'James'"]
+    # The default aliases (config.py: the calibration split's recurring renames) apply.
+    assert ["James", "Jacob"] in CFG.name_aliases
+    assert judge(rewrite, source, "wikipedia")["failed"] == []
+
+
 def test_name_swap_rule_is_on_by_default():
     swapped = "Moses went up the mountain, and Mamre spoke to the people of Israel."
     verdict = judge(swapped, MOSES, "wikipedia")
@@ -236,7 +312,8 @@ def test_name_swap_rule_is_on_by_default():
 
 def test_entity_swap_rule_names_the_words():
     swapped = "Then Jesus saw Peter and his brother at the Sea of Galilee, and he called them."
-    assert CFG.max_entity_swaps is None  # off by default: bench/fidelity_gate.py, config.py
+    # The default tolerates one (bench/fidelity_gate.py's pick): translations rename.
+    assert CFG.max_entity_swaps == 1
     on = FidelityConfig(max_entity_swaps=0, max_name_swaps=None)
     verdict = judge(swapped, SWAP_SOURCE, "wikipedia", cfg=on)
     assert verdict["failed"] == ["entity_swap"] and verdict[S.F_ENTITY_SWAPS]
