@@ -71,9 +71,15 @@ class RunSummary:
 
 
 def check_config(config: Config) -> None:
-    """`validate`, then each stage in run.stages checks what only its code can tell (files)."""
-    validate(config, tuple(STAGES))
-    problems = [p for name in config.run.stages for p in STAGES[name].check(config)]
+    """`validate`, and each stage in run.stages checks what only its code can tell (files):
+    every problem of both in one ConfigError."""
+    try:
+        validate(config, tuple(STAGES))
+        problems = []
+    except ConfigError as e:
+        problems = str(e).splitlines()
+    stages = [STAGES[name] for name in config.run.stages if name in STAGES]
+    problems += [p for stage in stages for p in stage.check(config)]
     if problems:
         raise ConfigError("\n".join(problems))
 
