@@ -56,7 +56,8 @@ def _identifier():
                 # int32, not int64: the walk chases one pointer per byte through a transition
                 # table of 10M entries; at 39 MB rather than 78 more of it stays in cache
                 # (the whole language id about 1.3x faster on 3.5 KB documents). Every value,
-                # a state, an offset or a feature id, is below 2**31: astype checks.
+                # a state, an offset or a feature id, is below 2**31; astype would wrap one
+                # that is not silently, so the maxima are compared below.
                 walk = [
                     np.asarray(t).astype(np.int32, casting="same_kind")
                     for t in (self.tk_nextmove, self._rowbase, self.tk_output)
