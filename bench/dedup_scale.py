@@ -326,13 +326,26 @@ def datasketch_side(folders: dict[int, str]) -> dict[int, dict[str, Any]]:
 # --- the stage ------------------------------------------------------------------------------
 
 
+def private_bytes(pid: int) -> int:
+    """A process's anonymous resident memory (RssAnon): what it allocated itself. RSS also
+    counts the pages it touched of Ray's object store (shared memory, sized by the cluster's
+    object_store_memory, not by the corpus) and of mapped files (parquet reads)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 class PeakRss:
-    """Peak RSS of this process and of each Ray worker under it, sampled in a thread."""
+    """Peak RSS, and peak private (anonymous) memory, of this process and of each Ray worker
+    under it, sampled in a thread."""
 
     def __init__(self, interval: float = 0.2):
         self.interval, self.me = interval, psutil.Process()
         self.driver_start = self.driver = self.me.memory_info().rss
         self.workers: dict[int, int] = {}
+        self.workers_private: dict[int, int] = {}
         self._is_worker: dict[int, bool] = {}  # by pid: read each command line once
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -358,9 +371,11 @@ class PeakRss:
                     cmdline = " ".join(proc.cmdline())
                     self._is_worker[proc.pid] = "ray::" in cmdline or "default_worker.py" in cmdline
                 if self._is_worker[proc.pid]:
-                    rss = proc.memory_info().rss
+                    rss, private = proc.memory_info().rss, private_bytes(proc.pid)
                     self.workers[proc.pid] = max(self.workers.get(proc.pid, 0), rss)
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                    peak = max(self.workers_private.get(proc.pid, 0), private)
+                    self.workers_private[proc.pid] = peak
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
                 pass
 
     def to_dict(self) -> dict[str, Any]:
@@ -368,6 +383,7 @@ class PeakRss:
             "driver_peak": self.driver,
             "driver_growth": self.driver - self.driver_start,
             "worker_peak": max(self.workers.values(), default=0),
+            "worker_private_peak": max(self.workers_private.values(), default=0),
             "workers": len(self.workers),
         }
 
