@@ -31,6 +31,10 @@ from pipeline.console import link_ray_logs, piped, quiet_ray_data_console
 # switch turns that mode on (measured with Ray 2.60: every listening socket on 127.0.0.1).
 _LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
+# Read by every process a local head starts. Measured idle on 2 cores (Ray 2.60, its daemons
+# and two idle workers): 0.068 of a core with both on, 0.056 with both off.
+_METRICS_OFF = {"RAY_enable_metrics_collection": "0", "RAY_event_stats": "0"}
+
 
 def configure_ray_data(progress: bool, shuffle_strategy: str = "sort_shuffle_pull_based") -> None:
     from ray.data import DataContext
@@ -82,6 +86,15 @@ def init_kwargs(cfg: ClusterConfig) -> dict:
         "_node_ip_address": cfg.host,
         **common,
     }
+
+
+def local_head_env(cfg: ClusterConfig) -> dict[str, str]:
+    """Environment defaults for the processes a local head starts (none for a cluster)."""
+    if cfg.address is not None:
+        return {}
+    # A local head has no callers but this process: token auth would only get in the way.
+    env = {"RAY_AUTH_MODE": "disabled"}
+    return env if cfg.ray_metrics else {**env, **_METRICS_OFF}
 
 
 @contextmanager
@@ -140,8 +153,8 @@ def ray_session(
         yield
         return
     if cfg.address is None:
-        # A local head has no callers but this process: token auth would only get in the way.
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        for key, value in local_head_env(cfg).items():
+            os.environ.setdefault(key, value)  # a value the user exported wins
         check_dashboard_port(cfg)
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     with bound_to_host(cfg):

@@ -272,6 +272,16 @@ def test_a_cluster_config_can_choose_another_host():
     assert kwargs["dashboard_host"] == kwargs["_node_ip_address"] == "10.0.0.5"
 
 
+def test_a_local_head_runs_without_ray_metrics_unless_asked():
+    env = ray_session.local_head_env(ClusterConfig())
+    assert env["RAY_enable_metrics_collection"] == env["RAY_event_stats"] == "0"
+    assert env["RAY_AUTH_MODE"] == "disabled"
+    assert "RAY_enable_metrics_collection" not in ray_session.local_head_env(
+        ClusterConfig(ray_metrics=True)
+    )
+    assert ray_session.local_head_env(ClusterConfig(address="auto")) == {}  # the cluster's own
+
+
 def test_the_loopback_switch_is_set_for_the_session_and_restored(monkeypatch):
     from ray._private import ray_constants
 

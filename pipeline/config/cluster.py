@@ -31,6 +31,10 @@ class ClusterConfig(Checked):
     namespace: str = "rewrite-pipeline"
     # Ray's worker logs on the driver's console; off keeps the progress bars readable.
     log_to_driver: bool = False
+    # Ray's metrics export (Prometheus, every process every 10 s) and its event-loop stats, on
+    # a local head (a cluster you join keeps its own). Off by default: nothing scrapes a local
+    # run's metrics, and on 2 cores the ~0.015 of a core they take is the vLLM engine's.
+    ray_metrics: bool = False
     # Ray Data's object store, in bytes (local Ray only); null = Ray's default.
     object_store_memory: int | None = None
     # Ray Data's shuffle for groupby and cogroup. Measured on 2 cores: a sort-based pull
