@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline import schema as S  # noqa: E402
 from pipeline.config.fidelity import FidelityConfig  # noqa: E402
-from pipeline.quality.fidelity import alias_pairs, name_swaps  # noqa: E402
 from pipeline.quality.fidelity_eval import (  # noqa: E402
     FAITHFUL,
     GOALS,
@@ -54,6 +53,7 @@ from pipeline.quality.fidelity_eval import (  # noqa: E402
     score_cases,
     summarise,
 )
+from pipeline.text_fidelity.scores import alias_pairs, name_swaps  # noqa: E402
 
 EVAL_SET = ROOT / "tests" / "quality" / "fidelity_eval.jsonl"
 # Held back from the goals on the calibration split, so that a setting that only just meets

@@ -15,7 +15,7 @@ so that the stage sends exactly one request per chunk, as the bare side does (`r
 generate truncated chunks again at twice the budget, and more attempts would draw chunks the
 fidelity gate rejects again; the gate still judges every chunk inside the stage's window).
 Sampling keeps the config's temperature, top_p and repetition penalty; each request is seeded
-with `pipeline.rewrite.engine.request_seed`, as the stage does, so both sides generate the
+with `pipeline.models.engine.request_seed`, as the stage does, so both sides generate the
 same tokens. Both sides also get ENGINE_OVERRIDES
 (a vLLM CPU bug, see there): the preset as it is crashes on this workload.
 
@@ -45,7 +45,7 @@ What each number means:
   The goals (GOALS: independent >= 0.95x bare, autoregressive >= 0.9x) apply to this number.
   The window also holds the Rewriter's own work (chunking, rendering, cache reads and writes,
   the gate, cleaning, Arrow conversion).
-- engine: the actor's `EngineClock` (pipeline/rewrite/engine.py): the share of the engine
+- engine: the actor's `EngineClock` (pipeline/models/engine.py): the share of the engine
   window (first request submitted to last returned) spent inside engine steps, and the
   sequences in flight per step (mean, max, and sampled over time as seconds:sequences).
   overhead = stage seconds - window. cores busy: CPU seconds / wall seconds inside the window
@@ -196,7 +196,7 @@ class RecordingEngine:
         return self.engine.tail_tokens(text, n)
 
     def generate(self, prompts, sampling):
-        from pipeline.rewrite.engine import Generation
+        from pipeline.models.engine import Generation
 
         self.calls.append(list(prompts))
         return [Generation("", "stop", 0, 0) for _ in prompts]
@@ -212,8 +212,8 @@ def bare_main(args: argparse.Namespace) -> None:
 
     import_s = time.perf_counter() - started
 
+    from pipeline.models.engine import VLLMEngine, request_seed
     from pipeline.rewrite.cache import generation_key
-    from pipeline.rewrite.engine import VLLMEngine, request_seed
     from pipeline.rewrite.rewriter import Rewriter
 
     started = time.perf_counter()

@@ -63,10 +63,11 @@ def main() -> None:
 
     from pipeline import schema as S
     from pipeline.config.fidelity import FidelityConfig
-    from pipeline.quality.fidelity import failing_rules, fidelity_rules, fidelity_scores
     from pipeline.rewrite.chunking import chunk_document
-    from pipeline.rewrite.postprocess import clean_generation
     from pipeline.rewrite.stage import doc_rank
+    from pipeline.score_rules import failing_rules
+    from pipeline.text_fidelity.cleaning import clean_generation
+    from pipeline.text_fidelity.scores import fidelity_rules, fidelity_scores
 
     tok = llm.get_tokenizer()
     table = pq.read_table(Path(args.run) / "quality" / "data")

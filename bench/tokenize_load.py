@@ -180,8 +180,8 @@ def grow_shards(source: Path, out: Path, target_bytes: int, shard_tokens: int = 
     import pyarrow as pa
 
     from pipeline import schema as S
-    from pipeline.tokens.manifest import read_manifest, split_entry, write_manifest
-    from pipeline.tokens.shards import HELDOUT, TRAIN, open_shard, shard_file_name, write_shard
+    from pipeline.token_shards.files import HELDOUT, TRAIN, open_shard, shard_file_name, write_shard
+    from pipeline.token_shards.manifest import read_manifest, split_entry, write_manifest
 
     manifest = read_manifest(source)
     dtype = manifest["token_dtype"]

@@ -31,9 +31,9 @@ from omegaconf import OmegaConf
 from pipeline import schema as S
 from pipeline.config.prompts import PromptConfig, builtin_prompts
 from pipeline.rewrite.prompts import PromptTemplate, build_messages, get_template
+from pipeline.token_shards.files import SPLITS
+from pipeline.token_shards.manifest import read_manifest
 from pipeline.tokens.lineage import read_lineage
-from pipeline.tokens.manifest import read_manifest
-from pipeline.tokens.shards import SPLITS
 from pipeline.tokens.tokenizers import Tokenizer, load_tokenizer, spec_from_file
 
 SHARD = "shard"  # columns added to the run-wide lineage table: the shard file ...

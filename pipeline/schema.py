@@ -167,8 +167,8 @@ REWRITES_SCHEMA = pa.schema(
 )
 
 # --- token shards (output of tokenize, read by pipeline.train) -----------------------------
-# One row per document, Arrow IPC *file* format, uncompressed (pipeline/tokens/shards.py;
-# contract: manifest.json beside the shards, pipeline/tokens/manifest.py). DOC_ID holds the
+# One row per document, Arrow IPC *file* format, uncompressed (pipeline/token_shards/files.py;
+# contract: manifest.json beside the shards, pipeline/token_shards/manifest.py). DOC_ID holds the
 # rewrite_id for a rewrite; KIND (named above for the clusters table) is KIND_RAW or
 # KIND_REWRITE here; STYLE is null for raw text.
 KIND_RAW = "raw"
@@ -286,7 +286,7 @@ QUALITY_FIELDS = [
 ]  # fmt: skip
 
 # --- fidelity scores (fidelity stage: added to rewrite rows, kept and dropped alike) -------
-# Definitions and thresholds: pipeline/quality/fidelity.py, judge.py, rewrite_dedup.py.
+# Definitions and thresholds: pipeline/text_fidelity/scores.py, judge.py, rewrite_dedup.py.
 F_LENGTH_RATIO = "f_length_ratio"  # characters of the rewrite / of its source text
 F_COPIED_NGRAM_RATIO = "f_copied_ngram_ratio"  # share of the rewrite's n-grams in the source
 F_NOVEL_NUMBERS = "f_novel_numbers"  # numbers in the rewrite that the source lacks

@@ -13,8 +13,8 @@ from rewrite_rows import MODEL, MODEL_HASH, SAMPLING, run_with_rewrites
 from pipeline import schema as S
 from pipeline.rewrite.prompts import build_messages, get_template
 from pipeline.run_view import Run
-from pipeline.tokens.manifest import load_manifest
-from pipeline.tokens.shards import open_shard
+from pipeline.token_shards.files import open_shard
+from pipeline.token_shards.manifest import load_manifest
 from pipeline.train.dataset import TokenShardDataset, TokenShardLoader
 
 

@@ -78,7 +78,7 @@ def test_the_engine_passes_the_switch_to_vllm(monkeypatch, tmp_path):
             return None
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=FakeLLM))
-    from pipeline.rewrite.engine import VLLMEngine
+    from pipeline.models.engine import VLLMEngine
 
     for trust in (False, True):
         VLLMEngine(ModelConfig(path=str(tmp_path), trust_remote_code=trust), tmp_path)
@@ -179,7 +179,7 @@ def test_a_target_inside_a_list_is_found():
 
 def test_the_projects_own_target_is_allowed():
     config = Config()
-    config.model.engine = {"x": {"_target_": "pipeline.rewrite.engine.VLLMEngine"}}
+    config.model.engine = {"x": {"_target_": "pipeline.models.engine.VLLMEngine"}}
     assert security_problems(config) == []
 
 

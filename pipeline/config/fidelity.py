@@ -100,14 +100,14 @@ class FidelityConfig(Checked):
     max_novel_entity_ratio: float | None = None
     min_entities_for_ratio: int = 3  # fewer entities than this: the ratio is not judged
     # Entity swaps: novel entities paired with source entities the rewrite lacks, spelling
-    # variants matched (pipeline/quality/fidelity.py entity_swaps). Two or more: the
+    # variants matched (pipeline/text_fidelity/scores.py entity_swaps). Two or more: the
     # calibration split's pick with name_swap's reach (bench/fidelity_gate.py): on top of
     # name_swap it drops 0.005 more planted changes (0.897 against 0.892) for 0.005 of the
     # faithful paraphrases (one swap alone is what a translation's rename looks like: "James"
     # for "Jacob"; 0 costs 0.13 of them).
     max_entity_swaps: int | None = 1
     # Name swaps: novel names standing where the source has another name, by aligning the two
-    # texts (pipeline/quality/fidelity.py name_swaps). Zero tolerance, the calibration split's
+    # texts (pipeline/text_fidelity/scores.py name_swaps). Zero tolerance, the calibration split's
     # pick (bench/fidelity_gate.py) with the reach and aliases below and entity_swap above 1:
     # faithful kept 0.87, unfaithful dropped 0.985, planted changes dropped 0.897 (names 0.875;
     # before the reach and aliases, at the slot only and entity_swap off: 0.82, 0.98, 0.83
@@ -144,10 +144,10 @@ class FidelityConfig(Checked):
     max_dup_5gram_char_frac: float | None = 0.15
     min_compression_ratio: float | None = 0.3
     min_compression_chars: int = 200  # shorter texts compress badly anyway: not judged
-    # Meta-commentary phrases (pipeline/quality/fidelity.py BOILERPLATE) the source lacks.
+    # Meta-commentary phrases (pipeline/text_fidelity/scores.py BOILERPLATE) the source lacks.
     # [measured]: 13 of the 20 recorded outputs have 1-12, the faithful rewrites none.
     max_boilerplate_hits: int | None = 0
-    drop_refusals: bool = True  # pipeline/rewrite/postprocess's refusal patterns, per chunk
+    drop_refusals: bool = True  # pipeline/text_fidelity/cleaning.py's refusal patterns, per chunk
     drop_truncated: bool = True  # a chunk that hit max_tokens (rewrite.on_truncated=keep)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     dedup: RewriteDedupConfig = field(default_factory=RewriteDedupConfig)

@@ -1,1 +1,2 @@
-"""Quality filters for raw documents and fidelity filters for rewrites."""
+"""Quality filters for raw documents, and the fidelity stage for rewrites (its scores and rules:
+pipeline/text_fidelity)."""

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config.fidelity import FidelityConfig
-from pipeline.quality.fidelity import fidelity_rules, fidelity_scores
-from pipeline.quality.rules import failing_rules
+from pipeline.score_rules import failing_rules
+from pipeline.text_fidelity.scores import fidelity_rules, fidelity_scores
 
 FAITHFUL, UNFAITHFUL, PLANTED = "faithful", "unfaithful", "planted"
 # The goals: share kept of faithful rewrites, share dropped of the other two kinds.

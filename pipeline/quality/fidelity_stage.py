@@ -26,7 +26,6 @@ import ray
 from pipeline import schema as S
 from pipeline.models.build import resolve_model_path
 from pipeline.plumbing.resources import engine_actor_args, shuffle_partitions
-from pipeline.quality.fidelity import SCORED_SCHEMA, fidelity_rules, score_rewrites
 from pipeline.quality.histograms import score_stats
 from pipeline.quality.judge import JudgeActor
 from pipeline.quality.rewrite_dedup import (
@@ -55,6 +54,7 @@ from pipeline.ray_ops import (
 from pipeline.similarity.buckets import BAND_KEYS, COARSE, coarse_groups, explode
 from pipeline.stage import REWRITES, RunContext, Stage
 from pipeline.stats import StageStats, StepTimer
+from pipeline.text_fidelity.scores import SCORED_SCHEMA, fidelity_rules, score_rewrites
 
 HISTOGRAM_COLUMNS = [
     S.F_LENGTH_RATIO, S.F_COPIED_NGRAM_RATIO, S.F_NOVEL_NUMBERS, S.F_NOVEL_ENTITY_RATIO,

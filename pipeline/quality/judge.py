@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 
 from pipeline import schema as S
 from pipeline.config.fidelity import JudgeConfig
+from pipeline.models.engine import VLLMEngine
 from pipeline.plumbing.hashing import stable_fraction
-from pipeline.rewrite.engine import VLLMEngine
 
 JUDGE_REJECTED = "judge_rejected"
 VERDICT_SCHEMA: dict[str, Any] = {

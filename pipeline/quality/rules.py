@@ -1,55 +1,15 @@
-"""Rules: a named threshold on one score column. The first failing rule names the drop reason;
-every failing rule is recorded, so a row's quarantine entry shows all it failed.
+"""The quality stage's rules on raw documents (pipeline/score_rules.py's Rule): each enabled
+family of QualityConfig as named thresholds on the score columns.
 
     rules = quality_rules(QualityConfig())
-    failed = failing_rules(scores, rules, skip=["c4_*"])        # ["gopher_stop_words", ...]
-    explain(rules_by_name["gopher_stop_words"], scores)         # "q_stop_words=1 < 2"
+    failed = failing_rules(scores, rules, skip=["c4_*"])        # pipeline.score_rules
 """
 
 from __future__ import annotations
 
-import fnmatch
-import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
-
 from pipeline import schema as S
 from pipeline.config.quality import QualityConfig
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str  # the drop reason: stable, one per rule
-    column: str  # the score it reads
-    op: str  # "min": fail below; "max": fail above; "in": fail when not one of `allowed`
-    threshold: float = 0.0
-    allowed: tuple[str, ...] = ()
-
-    def fails(self, value: Any) -> bool:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return False  # not scored (family off, or nothing to judge)
-        if isinstance(value, list | tuple):  # a list of hits: judged by how many
-            value = len(value)
-        if self.op == "min":
-            return value < self.threshold
-        if self.op == "max":
-            return value > self.threshold
-        return value not in self.allowed
-
-    def explain(self, value: Any) -> str:
-        if isinstance(value, list | tuple):
-            shown = f"{len(value)} {list(value)[:5]}"
-        else:
-            shown = f"{value:.4g}" if isinstance(value, float) else repr(value)
-        if self.op == "in":
-            return f"{self.column}={shown} not in {list(self.allowed)}"
-        sign = "<" if self.op == "min" else ">"
-        return f"{self.column}={shown} {sign} {self.threshold:g}"
-
-
-def bounded(name: str, column: str, op: str, threshold: float | None) -> list[Rule]:
-    return [] if threshold is None else [Rule(name, column, op, float(threshold))]
+from pipeline.score_rules import Rule, bounded
 
 
 def quality_rules(cfg: QualityConfig) -> list[Rule]:
@@ -117,18 +77,3 @@ def quality_rules(cfg: QualityConfig) -> list[Rule]:
     if cfg.classifier.path is not None:
         rules += bounded("classifier_score", S.QUALITY_SCORE, "min", cfg.classifier.min_score)
     return rules
-
-
-def skipped(rule_name: str, patterns: Iterable[str]) -> bool:
-    return any(fnmatch.fnmatchcase(rule_name, p) for p in patterns)
-
-
-def failing_rules(
-    scores: Mapping[str, Any], rules: Iterable[Rule], skip: Iterable[str] = ()
-) -> list[Rule]:
-    skip = list(skip)
-    return [r for r in rules if not skipped(r.name, skip) and r.fails(scores.get(r.column))]
-
-
-def rule_names(rules: Iterable[Rule]) -> list[str]:
-    return [r.name for r in rules]

@@ -23,8 +23,9 @@ from pipeline.plumbing.snippets import snippet
 from pipeline.quality.classifier import load_classifier
 from pipeline.quality.heuristics import params_for, quality_scores
 from pipeline.quality.language import identify
-from pipeline.quality.rules import Rule, failing_rules, quality_rules, skipped
+from pipeline.quality.rules import quality_rules
 from pipeline.quality.textstats import text_stats
+from pipeline.score_rules import Rule, failing_rules, skipped
 
 
 def batch_scores(texts: pa.Array, cfg: QualityConfig, pylist: list[str]) -> dict[str, Any]:

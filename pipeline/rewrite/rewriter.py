@@ -1,6 +1,6 @@
 """Rewrite documents with an engine: styles, chunks, context, cache, cleaning.
 
-Pure orchestration around an injected `Engine` (pipeline.rewrite.engine): no Ray, no vLLM
+Pure orchestration around an injected `Engine` (pipeline.models.engine): no Ray, no vLLM
 import, so the logic is tested with a fake engine and run in the stage with the real one.
 
 Every request is independent in the engine (continuous batching): the rewriter submits it,
@@ -30,10 +30,9 @@ from typing import Any
 
 from pipeline import schema as S
 from pipeline.config import RewriteConfig
+from pipeline.models.engine import Engine, Generation, PromptRejected, as_stream
 from pipeline.rewrite.cache import GenerationCache, generation_key
 from pipeline.rewrite.chunking import Chunk, chunk_document, join_rewrites, prompt_budget
-from pipeline.rewrite.engine import Engine, Generation, PromptRejected, as_stream
-from pipeline.rewrite.postprocess import clean_generation
 from pipeline.rewrite.prompts import (
     PromptTemplate,
     build_messages,
@@ -41,13 +40,14 @@ from pipeline.rewrite.prompts import (
     get_template,
     overhead_messages,
 )
+from pipeline.text_fidelity.cleaning import clean_generation
 
 CHUNK_TOO_LONG = "chunk_too_long"
 ENGINE_ERROR = "engine_error"
 
 Verifier = Callable[[str, str, "str | None", str], "tuple[str, str] | None"]
 """(chunk rewrite, chunk source, finish reason, style) -> None if accepted, else the
-(rule, detail) it fails: the fidelity gate on one chunk (pipeline/quality/chunk_gate.py)."""
+(rule, detail) it fails: the fidelity gate on one chunk (pipeline/text_fidelity/chunk_gate.py)."""
 
 
 @dataclass

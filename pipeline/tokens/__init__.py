@@ -1,1 +1,4 @@
-"""Tokenization: tokenizers (SentencePiece, HF), Arrow token shards, their manifest, the stage."""
+"""Tokenization: tokenizers (SentencePiece, HF), mixing raw and rewritten documents, the stage.
+
+The shard files and manifest it writes are pipeline/token_shards/ (the format training reads).
+"""

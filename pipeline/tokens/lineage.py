@@ -28,9 +28,9 @@ import pyarrow.parquet as pq
 from pipeline import schema as S
 from pipeline.plumbing.atomic import commit, temp_path
 from pipeline.plumbing.hashing import file_sha256
-from pipeline.tokens.manifest import ManifestError
+from pipeline.token_shards.files import SHARD_SUFFIX
+from pipeline.token_shards.manifest import ManifestError
 from pipeline.tokens.mixing import PARENT_ID
-from pipeline.tokens.shards import SHARD_SUFFIX
 
 FROM_REWRITE = (
     S.PROMPT_ID,

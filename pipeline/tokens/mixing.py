@@ -33,7 +33,7 @@ import numpy as np
 
 from pipeline import schema as S
 from pipeline.config.shards import ShardsConfig
-from pipeline.tokens.shards import HELDOUT, SPLITS, TRAIN, shard_file_name, shard_starts
+from pipeline.token_shards.files import HELDOUT, SPLITS, TRAIN, shard_file_name, shard_starts
 
 # Per-row keys computed by the tokenizing workers (63-bit, so they fit int64).
 ORDER = "_order"  # position within a split: hash(seed, kind, row id, text)

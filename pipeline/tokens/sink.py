@@ -24,9 +24,9 @@ from ray.data import Datasink
 from ray.data.block import BlockAccessor
 from ray.data.datasource.datasink import WriteResult
 
+from pipeline.token_shards.files import ShardInfo, write_shard
 from pipeline.tokens.lineage import LineageInfo, write_lineage
 from pipeline.tokens.mixing import ORDER
-from pipeline.tokens.shards import ShardInfo, write_shard
 
 FILE = "_file"  # the shard a row belongs to (set by the stage from the plan)
 

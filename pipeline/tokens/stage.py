@@ -35,20 +35,20 @@ from pipeline.plumbing.hashing import file_sha256
 from pipeline.ray_ops import count_rows, parquet_parts
 from pipeline.stage import DOCS, REWRITES, SHARDS, RunContext, Stage
 from pipeline.stats import StageStats, StepTimer
-from pipeline.tokens.batches import META_COLUMNS, training_lines
-from pipeline.tokens.inputs import MAX_ITEM_BYTES, input_dataset, plan_items
-from pipeline.tokens.lineage import lineage_entry
-from pipeline.tokens.manifest import build_manifest, write_manifest
-from pipeline.tokens.mixing import ORDER, decide, make_plan, shard_files, totals
-from pipeline.tokens.parts import PARTS_DIR
-from pipeline.tokens.resolve import resolve_spec, trained_spec
-from pipeline.tokens.shards import (
+from pipeline.token_shards.files import (
     HELDOUT,
     SPLIT_PREFIX,
     SPLITS,
     TRAIN,
     token_dtype_for,
 )
+from pipeline.token_shards.manifest import build_manifest, write_manifest
+from pipeline.tokens.batches import META_COLUMNS, training_lines
+from pipeline.tokens.inputs import MAX_ITEM_BYTES, input_dataset, plan_items
+from pipeline.tokens.lineage import lineage_entry
+from pipeline.tokens.mixing import ORDER, decide, make_plan, shard_files, totals
+from pipeline.tokens.parts import PARTS_DIR
+from pipeline.tokens.resolve import resolve_spec, trained_spec
 from pipeline.tokens.steps import encode, write_quarantine, write_shards
 from pipeline.tokens.tokenizers import (
     SENTENCEPIECE,

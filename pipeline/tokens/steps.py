@@ -22,6 +22,7 @@ import ray
 from pipeline import schema as S
 from pipeline.plumbing.resources import cluster_cpus, task_resources
 from pipeline.plumbing.sink import AccountingSink
+from pipeline.token_shards.files import ShardInfo
 from pipeline.tokens.batches import QUARANTINE_KEPT_SCHEMA, drop_details
 from pipeline.tokens.inputs import plan_items
 from pipeline.tokens.lineage import LineageInfo
@@ -35,7 +36,6 @@ from pipeline.tokens.parts import (
     quarantine_rows,
     shard_recipes,
 )
-from pipeline.tokens.shards import ShardInfo
 from pipeline.tokens.sink import ShardSink
 from pipeline.tokens.tokenizers import TokenizerSpec
 

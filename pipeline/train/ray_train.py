@@ -22,7 +22,7 @@ from typing import Any
 
 from pipeline.config import Config, ConfigError
 from pipeline.models.build import resolve_model_path
-from pipeline.tokens.manifest import ManifestError, load_manifest, read_manifest
+from pipeline.token_shards.manifest import ManifestError, load_manifest, read_manifest
 from pipeline.train.checkpoint import incompatibility, latest_checkpoint
 from pipeline.train.loop import METRICS, SUMMARY, TrainPlan, train_worker
 from pipeline.train.model import set_trainable, skeleton, vocab_size

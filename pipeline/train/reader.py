@@ -1,6 +1,6 @@
 """Open one split of a token-shard directory: verified, memory-mapped, zero-copy.
 
-The manifest is checked first by pipeline.tokens.manifest.load_manifest (format version,
+The manifest is checked first by pipeline.token_shards.manifest.load_manifest (format version,
 every listed shard of every split present with its size, schema and, when `verify`, its
 sha256; the tokenizer hash when given): a mismatch raises ManifestError naming the file. Then each
 shard is memory-mapped (`pa.memory_map` + `pa.ipc.open_file`) and its `tokens` column becomes
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schema as S
-from pipeline.tokens.manifest import ManifestError, load_manifest
+from pipeline.token_shards.manifest import ManifestError, load_manifest
 
 # A damaged or mismatched shard raises the manifest's error type: one `except` for callers.
 ShardError = ManifestError

@@ -86,7 +86,7 @@ def rewrite_row(rewrite_id: str, style: str, text: str, source: str, finish: str
 def recorded_rewrite_rows(picks=None, faithful: int = 4) -> list[dict]:
     """The recorded real outputs (post-processed as the rewrite stage stores them, one row
     each, ids made unique) and `faithful` hand-written faithful rewrites, as rewrite rows."""
-    from pipeline.rewrite.postprocess import clean_generation
+    from pipeline.text_fidelity.cleaning import clean_generation
 
     pairs = recorded_pairs()
     rows = []

@@ -11,7 +11,9 @@ from quality_fixtures import faithful_rewrites, recorded_pairs, rewrite_row
 
 from pipeline import schema as S
 from pipeline.config.fidelity import FidelityConfig
-from pipeline.quality.fidelity import (
+from pipeline.score_rules import failing_rules
+from pipeline.text_fidelity.cleaning import clean_generation
+from pipeline.text_fidelity.scores import (
     alias_pairs,
     compression_ratio,
     copied_ngram_ratio,
@@ -24,8 +26,6 @@ from pipeline.quality.fidelity import (
     numbers,
     score_rewrites,
 )
-from pipeline.quality.rules import failing_rules
-from pipeline.rewrite.postprocess import clean_generation
 
 CFG = FidelityConfig()
 PAIRS = recorded_pairs()

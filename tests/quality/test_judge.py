@@ -12,7 +12,7 @@ from quality_fixtures import faithful_rewrites, recorded_pairs, rewrites_run
 
 from pipeline import schema as S
 from pipeline.config import Config
-from pipeline.quality.fidelity import SCORED_SCHEMA
+from pipeline.models.engine import Generation
 from pipeline.quality.judge import (
     JUDGE_REJECTED,
     VERDICT_SCHEMA,
@@ -21,7 +21,7 @@ from pipeline.quality.judge import (
     parse_verdict,
     sampled,
 )
-from pipeline.rewrite.engine import Generation
+from pipeline.text_fidelity.scores import SCORED_SCHEMA
 
 
 def test_parse_verdict():

@@ -9,9 +9,10 @@ from hydra import compose, initialize_config_dir
 from pipeline.config import ConfigError, to_config, validate
 from pipeline.config.fidelity import FidelityConfig
 from pipeline.config.quality import QualityConfig
-from pipeline.quality.fidelity import fidelity_rules
-from pipeline.quality.rules import quality_rules, skipped
+from pipeline.quality.rules import quality_rules
 from pipeline.runner import check_config
+from pipeline.score_rules import skipped
+from pipeline.text_fidelity.scores import fidelity_rules
 
 
 def composed(*overrides: str):

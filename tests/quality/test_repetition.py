@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.quality.repetition import (
+from pipeline.text_fidelity.repetition import (
     dup_fracs,
     dup_ngram_char_frac,
     nonblank_lines,

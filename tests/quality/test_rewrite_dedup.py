@@ -8,7 +8,6 @@ from quality_fixtures import faithful_rewrites, recorded_pairs, sample_text
 from pipeline import schema as S
 from pipeline.config.fidelity import RewriteDedupConfig
 from pipeline.plumbing.hashing import stable_rank
-from pipeline.quality.fidelity import SCORED_SCHEMA
 from pipeline.quality.rewrite_dedup import (
     DUPLICATE_REWRITE,
     PAIRS_SCHEMA,
@@ -25,6 +24,7 @@ from pipeline.quality.rewrite_dedup import (
     verify_bucket_group,
 )
 from pipeline.similarity.buckets import BAND_KEYS, explode
+from pipeline.text_fidelity.scores import SCORED_SCHEMA
 
 CFG = RewriteDedupConfig()
 

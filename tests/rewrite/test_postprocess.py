@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.rewrite.postprocess import Cleaned, clean_generation
+from pipeline.text_fidelity.cleaning import Cleaned, clean_generation
 
 BODY = (
     "The Eiffel Tower is a wrought-iron lattice tower in Paris, France. It was designed by "

@@ -11,7 +11,7 @@ from hydra.errors import ConfigCompositionException
 from pipeline import schema as S
 from pipeline.config import ConfigError, to_config, validate
 from pipeline.config.prompts import FewShotExample, PromptConfig, builtin_prompts, prompt_problems
-from pipeline.rewrite.engine import Generation
+from pipeline.models.engine import Generation
 from pipeline.rewrite.prompts import TEXT_HEADER, get_template
 from pipeline.rewrite.rewriter import Rewriter
 from pipeline.runner import STAGES

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.rewrite.postprocess import clean_generation
+from pipeline.text_fidelity.cleaning import clean_generation
 
 RECORDED = json.loads((Path(__file__).parent / "recorded_smollm2_moe.json").read_text())
 GENERATIONS = RECORDED["generations"]

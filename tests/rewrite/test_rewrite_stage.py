@@ -10,7 +10,7 @@ from conftest import ROOT, local_model_config, make_config, write_jsonl
 from pipeline import runner
 from pipeline import schema as S
 from pipeline.config import SourceConfig
-from pipeline.rewrite.postprocess import clean_generation
+from pipeline.text_fidelity.cleaning import clean_generation
 
 # Full tier: the CI tier generates with the real model in test_worker_faults.py, and checks
 # the cache with a fake engine (test_cache.py, test_rewriter.py).

@@ -10,8 +10,8 @@ import pytest
 
 from pipeline import schema as S
 from pipeline.config import RewriteConfig
+from pipeline.models.engine import Generation, PromptRejected
 from pipeline.rewrite.cache import GenerationCache
-from pipeline.rewrite.engine import Generation, PromptRejected
 from pipeline.rewrite.prompts import CONTEXT_HEADER, TEXT_HEADER
 from pipeline.rewrite.rewriter import Rewriter
 

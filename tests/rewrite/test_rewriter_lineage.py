@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from pipeline import schema as S
 from pipeline.config import RewriteConfig
-from pipeline.rewrite.engine import Generation, VLLMEngine
+from pipeline.models.engine import Generation, VLLMEngine
 from pipeline.rewrite.prompts import TEXT_HEADER
 from pipeline.rewrite.rewriter import Rewriter
 

@@ -11,7 +11,7 @@ from test_rewriter import config as paragraph_config
 
 from pipeline import schema as S
 from pipeline.config import RewriteConfig
-from pipeline.rewrite.engine import EngineClock, Generation, PromptRejected
+from pipeline.models.engine import EngineClock, Generation, PromptRejected
 from pipeline.rewrite.prompts import TEXT_HEADER
 from pipeline.rewrite.rewriter import Rewriter
 

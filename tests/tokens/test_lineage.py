@@ -12,6 +12,13 @@ from test_shards import rows_table
 
 from pipeline import schema as S
 from pipeline.plumbing.hashing import file_sha256
+from pipeline.token_shards.files import write_shard
+from pipeline.token_shards.manifest import (
+    ManifestError,
+    build_manifest,
+    read_manifest,
+    write_manifest,
+)
 from pipeline.tokens.lineage import (
     CARRIED,
     lineage_entry,
@@ -20,9 +27,7 @@ from pipeline.tokens.lineage import (
     verify_lineage,
     write_lineage,
 )
-from pipeline.tokens.manifest import ManifestError, build_manifest, read_manifest, write_manifest
 from pipeline.tokens.mixing import PARENT_ID
-from pipeline.tokens.shards import write_shard
 
 SPANS = [{"index": 0, "start": 0, "end": 40}, {"index": 1, "start": 40, "end": 95}]
 

@@ -7,14 +7,14 @@ import json
 import pytest
 from test_shards import rows_table
 
-from pipeline.tokens.manifest import (
+from pipeline.token_shards.files import write_shard
+from pipeline.token_shards.manifest import (
     ManifestError,
     build_manifest,
     load_manifest,
     read_manifest,
     write_manifest,
 )
-from pipeline.tokens.shards import write_shard
 
 TOKENIZER = {
     "kind": "sentencepiece",

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import schema as S
-from pipeline.tokens.shards import (
+from pipeline.token_shards.files import (
     ShardInfo,
     open_shard,
     shard_file_name,

@@ -18,12 +18,12 @@ from pipeline.config import SourceConfig
 from pipeline.plumbing.hashing import file_sha256
 from pipeline.rewrite.prompts import get_template
 from pipeline.stage import DOCS, REWRITES, RunContext
+from pipeline.token_shards.files import open_shard
+from pipeline.token_shards.manifest import load_manifest
 from pipeline.tokens import inputs
 from pipeline.tokens import stage as stage_module
 from pipeline.tokens.lineage import read_lineage, verify_lineage
-from pipeline.tokens.manifest import load_manifest
 from pipeline.tokens.parts import PART, PARTS_DIR
-from pipeline.tokens.shards import open_shard
 from pipeline.tokens.stage import TokenizeStage
 from pipeline.tokens.steps import encode
 from pipeline.tokens.tokenizers import TokenizerSpec, load_tokenizer

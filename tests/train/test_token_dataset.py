@@ -10,8 +10,8 @@ import pytest
 import torch
 from train_shards import BOS, TOKENIZER_SHA256, make_docs, split_documents, write_shard_dir
 
-from pipeline.tokens.manifest import ManifestError
-from pipeline.tokens.shards import open_shard
+from pipeline.token_shards.files import open_shard
+from pipeline.token_shards.manifest import ManifestError
 from pipeline.train import packing
 from pipeline.train.dataset import TokenShardDataset, TokenShardLoader, with_dense_boundaries
 from pipeline.train.packing import PAD_SEGMENT

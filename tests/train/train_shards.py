@@ -1,4 +1,5 @@
-"""Token-shard directories for the train tests, written by the tokenize package's own writers."""
+"""Token-shard directories for the train tests, written by the project's own shard and manifest
+writers (pipeline/token_shards)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.tokens.manifest import build_manifest, write_manifest
-from pipeline.tokens.shards import HELDOUT, TRAIN, shard_file_name, token_dtype_for, write_shard
+from pipeline.token_shards.files import (
+    HELDOUT,
+    TRAIN,
+    shard_file_name,
+    token_dtype_for,
+    write_shard,
+)
+from pipeline.token_shards.manifest import build_manifest, write_manifest
 
 TOKENIZER_SHA256 = hashlib.sha256(b"the test tokenizer").hexdigest()
 BOS, EOS = 1, 2

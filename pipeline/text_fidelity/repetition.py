@@ -1,5 +1,5 @@
 """Gopher's repetition measures (Rae et al. 2021, appendix A) on whitespace words, for the
-fidelity gate's rewrites (pipeline/quality/fidelity.py). The quality stage counts the same
+fidelity gate's rewrites (pipeline/text_fidelity/scores.py). The quality stage counts the same
 measures as DataTrove defines them, in its batch kernel (pipeline/quality/textstats.py).
 
 Words are whitespace-separated tokens; characters are counted over the words (whitespace

@@ -4,7 +4,7 @@ Pure functions; the fidelity stage applies them to batches of rewrite rows. Scor
 length ratio; share of the rewrite's word n-grams copied from the source (pipeline/similarity's
 shingles and containment); numbers and named entities the source lacks; repetition (Gopher's
 duplicate 5-gram characters) and zlib compression ratio; meta-commentary phrases; refusals
-(pipeline/rewrite/postprocess's patterns); truncation (a chunk's finish reason "length").
+(pipeline/text_fidelity/cleaning.py's patterns); truncation (a chunk's finish reason "length").
 
 Named entities are approximated by capitalised words that do not open a sentence, a line or
 a heading (no NER model to ship); one is novel when no form of it appears in the source. An
@@ -33,11 +33,11 @@ import pyarrow as pa
 from pipeline import schema as S
 from pipeline.config import ShingleConfig
 from pipeline.config.fidelity import FidelityConfig
-from pipeline.quality.repetition import dup_ngram_char_frac
-from pipeline.quality.rules import Rule, bounded, failing_rules
-from pipeline.rewrite.postprocess import REFUSAL, clean_generation
+from pipeline.score_rules import Rule, bounded, failing_rules
 from pipeline.similarity.sets import containment
 from pipeline.similarity.shingles import shingle_hashes
+from pipeline.text_fidelity.cleaning import REFUSAL, clean_generation
+from pipeline.text_fidelity.repetition import dup_ngram_char_frac
 
 _I = re.IGNORECASE | re.MULTILINE
 # Talk about the text instead of the text: what the 135M model writes when it does not rewrite

@@ -5,7 +5,7 @@ doc_id, source, kind, style, n_tokens, tokens (list<uint16> when the vocabulary 
 bits, else list<uint32>). A shard is one record batch, so a reader memory-maps it and gets
 the token values as one contiguous zero-copy buffer:
 
-    from pipeline.tokens.shards import open_shard, write_shard
+    from pipeline.token_shards.files import open_shard, write_shard
     info = write_shard(out_dir, "shard-00000.arrow", table, "uint16")  # temp file + rename
     info.sha256, info.bytes, info.rows, info.tokens
     shard = open_shard(out_dir / "shard-00000.arrow")                   # pa.memory_map, no copy

@@ -1,7 +1,7 @@
 """The fidelity gate on one chunk: the verifier of the rewriter's best-of-n regeneration.
 
 The fidelity stage judges a whole rewrite against its source after the fact; this applies
-the same scores and rules (pipeline/quality/fidelity.py, thresholds from `fidelity.*`) to a
+the same scores and rules (pipeline/text_fidelity/scores.py, thresholds from `fidelity.*`) to a
 single chunk's cleaned output while the engine is still up, so a rejected sample can be
 drawn again instead of costing its document.
 
@@ -12,8 +12,8 @@ drawn again instead of costing its document.
 from __future__ import annotations
 
 from pipeline.config.fidelity import FidelityConfig
-from pipeline.quality.fidelity import failing_rules, fidelity_rules, fidelity_scores
-from pipeline.quality.rules import Rule
+from pipeline.score_rules import Rule, failing_rules
+from pipeline.text_fidelity.scores import fidelity_rules, fidelity_scores
 
 
 class ChunkGate:

@@ -1,7 +1,9 @@
-"""The rewriter's engine: vLLM's offline `LLM` behind a small interface.
+"""The generation engine: vLLM's offline `LLM` behind a small interface.
 
-Everything around the engine (prompts, chunking, cache, post-processing) talks to `Engine`,
-so unit tests can pass a fake one and the stage runs the real one. The CPU build here and the
+It serves the rewrite stage and the fidelity stage's LLM judge (pipeline/quality/judge.py),
+two peers, so it lives here below both. Everything around the engine (prompts, chunking,
+cache, post-processing) talks to `Engine`, so unit tests can pass a fake one and the stages
+run the real one. The CPU build here and the
 CUDA build on a cluster are the same code path: every argument of `vllm.LLM` comes from the
 model config (`model.engine`), and `model.env` is set before vLLM is imported.
 

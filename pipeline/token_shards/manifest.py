@@ -6,7 +6,7 @@ structure, that every listed shard exists with the recorded size, its sha256 (ve
 and schema, and the tokenizer's sha256 when the caller passes one; any mismatch raises
 ManifestError naming the file or field.
 
-    from pipeline.tokens.manifest import load_manifest
+    from pipeline.token_shards.manifest import load_manifest
     m = load_manifest("outputs/run/tokenize/data", tokenizer_sha256=tok.sha256)
     m.token_dtype, m.tokenizer["eos_id"], m.paths("train"), m.shards("heldout")
 
@@ -33,7 +33,7 @@ import pyarrow as pa
 from pipeline import schema as S
 from pipeline.plumbing.atomic import atomic_write_text
 from pipeline.plumbing.hashing import file_sha256
-from pipeline.tokens.shards import SHARD_SUFFIX, SPLITS, ShardInfo
+from pipeline.token_shards.files import SHARD_SUFFIX, SPLITS, ShardInfo
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
