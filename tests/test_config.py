@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from conftest import ROOT, write_jsonl
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from run_job import run_job, run_job_in_process
 
 from pipeline.config import Config, ConfigError, to_config, validate
 from pipeline.runner import STAGES
@@ -74,16 +72,8 @@ def test_validate_names_the_key(field, value, problem):
         validate(to_config(node), tuple(STAGES))
 
 
-def run_job(*overrides: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "jobs" / "run.py"), *overrides],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
+# In process (tests/run_job.py): the same entry point and error printing as the command
+# line, without seconds of imports per case; the first case also runs as a command below.
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
@@ -97,9 +87,8 @@ def run_job(*overrides: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["rewrite.max_attempts=0"], "rewrite.max_attempts: must be >= 1"),
     ],
 )
-@pytest.mark.cli
 def test_wrong_config_gives_a_message_not_a_traceback(tmp_path, overrides, expected):
-    result = run_job(*overrides, f"run.output_root={tmp_path}", "run.name=bad")
+    result = run_job_in_process(*overrides, f"run.output_root={tmp_path}", "run.name=bad")
     assert result.returncode != 0
     assert expected in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -107,8 +96,16 @@ def test_wrong_config_gives_a_message_not_a_traceback(tmp_path, overrides, expec
 
 
 @pytest.mark.cli
+def test_wrong_config_on_the_command_line_gives_a_message_not_a_traceback(tmp_path):
+    result = run_job("corpus.max_doc_byts=5", f"run.output_root={tmp_path}", "run.name=bad")
+    assert result.returncode != 0
+    assert "max_doc_byts" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "bad" / "ingest").exists()
+
+
 def test_help_lists_the_config_groups():
-    result = run_job("--help")
+    result = run_job_in_process("--help")
     assert result.returncode == 0
     for group in ("corpus", "cluster", "experiment"):
         assert group in result.stdout

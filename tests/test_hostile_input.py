@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, make_config
+from conftest import make_config
 from hostile_corpus import KEPT, build, jl
+from run_job import run_job, run_job_in_process
 
 from pipeline import runner
 from pipeline import schema as S
@@ -177,16 +176,6 @@ def test_chmod_000_is_quarantined(tmp_path):
 # --- the command line -------------------------------------------------------------------
 
 
-def run_job(*overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "jobs" / "run.py"), *overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def cli_overrides(paths: str, out: Path, name: str) -> list[str]:
     return [
         "corpus=jsonl",
@@ -235,16 +224,30 @@ def _fifo(tmp: Path) -> Path:
     return tmp / "pipe.jsonl"
 
 
-@pytest.mark.parametrize(
-    "make",
-    [_directory, _loop, _fifo, lambda tmp: tmp / "missing.jsonl"],
-    ids=["directory", "symlink_loop", "fifo", "missing"],
-)
-@pytest.mark.cli
-def test_a_source_with_no_readable_file_refuses_naming_the_path(make, tmp_path):
+def _missing(tmp: Path) -> Path:
+    return tmp / "missing.jsonl"
+
+
+def refuses_naming_the_path(run, make, tmp_path: Path) -> None:
     path = make(tmp_path)
-    result = run_job(*cli_overrides(str(path), tmp_path / "out", "refused"))
+    result = run(*cli_overrides(str(path), tmp_path / "out", "refused"))
     assert result.returncode == 2
     assert "config error" in result.stderr and str(path) in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / "out" / "refused" / "ingest").exists()
+
+
+# In process (tests/run_job.py): jobs/run.py's entry point and error printing without seconds
+# of imports per kind; one kind also runs as a command.
+@pytest.mark.parametrize(
+    "make",
+    [_directory, _loop, _fifo, _missing],
+    ids=["directory", "symlink_loop", "fifo", "missing"],
+)
+def test_a_source_with_no_readable_file_refuses_naming_the_path(make, tmp_path):
+    refuses_naming_the_path(run_job_in_process, make, tmp_path)
+
+
+@pytest.mark.cli
+def test_the_command_line_refuses_a_source_with_no_readable_file(tmp_path):
+    refuses_naming_the_path(run_job, _missing, tmp_path)
