@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
+
+
+class Attention(StrEnum):
+    """The KV-cache layout of `model.sizing.attention` (its comment says what each holds)."""
+
+    gqa = "gqa"
+    mla = "mla"
 
 
 @dataclass
@@ -24,7 +32,7 @@ class PresetSizing:
     # "gqa": keys and values of num_kv_heads x head_dim per layer, the heads split across
     # tensor-parallel ranks; "mla" (DeepSeek-V3 style): one latent of kv_lora_rank +
     # qk_rope_head_dim per layer, held whole by every rank.
-    attention: str = "gqa"
+    attention: Attention = Attention.gqa
     num_kv_heads: int = 0
     head_dim: int = 0
     kv_lora_rank: int = 0

@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass, field
 
 from pipeline.config import ModelConfig, PresetSizing, RewriteConfig
+from pipeline.config.model import Attention
 
 GIB = 1024**3
 # Memory inside gpu_memory_utilization that neither weights nor KV cache get: vLLM's profile
@@ -116,7 +117,7 @@ class PresetArithmetic:
 def kv_bytes_per_token(s: PresetSizing, tp: int, pp: int = 1) -> int:
     """Per-token KV cache on one GPU of the engine."""
     layers = math.ceil(s.kv_layers / pp)
-    if s.attention == "mla":
+    if s.attention == Attention.mla:
         return (s.kv_lora_rank + s.qk_rope_head_dim) * s.kv_cache_bytes * layers
     heads = max(1, s.num_kv_heads // tp)
     return 2 * heads * s.head_dim * s.kv_cache_bytes * layers
@@ -162,12 +163,13 @@ def _sizing_problems(s: PresetSizing) -> list[str]:
     for key in ("gpu_memory_gib", "params_b", "bytes_per_param", "kv_layers", "kv_cache_bytes"):
         if getattr(s, key) <= 0:
             problems.append(f"model.sizing.{key}: must be > 0")
-    if s.attention == "gqa":
+    if s.attention == Attention.gqa:
         needed = ("num_kv_heads", "head_dim")
-    elif s.attention == "mla":
+    elif s.attention == Attention.mla:
         needed = ("kv_lora_rank", "qk_rope_head_dim")
-    else:
-        return [*problems, f"model.sizing.attention: {s.attention!r} not in ('gqa', 'mla')"]
+    else:  # Hydra refuses other names; a PresetSizing built in Python is not checked
+        known = tuple(a.value for a in Attention)
+        return [*problems, f"model.sizing.attention: {s.attention!r} not in {known}"]
     if s.linear_layers:
         needed += ("linear_num_heads", "linear_head_dim", "linear_conv_kernel")
     problems += [f"model.sizing.{k}: must be > 0" for k in needed if getattr(s, k) <= 0]

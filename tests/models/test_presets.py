@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from pipeline.config import ModelConfig, PresetSizing, RewriteConfig, to_config
+from pipeline.config.model import Attention
 from pipeline.models.sizing import (
     MIN_SEQS_IN_FLIGHT,
     RequestShape,
@@ -73,7 +75,7 @@ def qwen3_30b(**engine) -> ModelConfig:
         params_b=30.53,
         bytes_per_param=2,
         kv_layers=48,
-        attention="gqa",
+        attention=Attention.gqa,
         num_kv_heads=4,
         head_dim=128,
     )
@@ -141,12 +143,18 @@ def test_a_gpu_preset_without_sizing_is_flagged():
 
 
 def test_kv_per_token_gqa_splits_heads_mla_does_not():
-    gqa = PresetSizing(kv_layers=48, attention="gqa", num_kv_heads=4, head_dim=128)
+    gqa = PresetSizing(kv_layers=48, attention=Attention.gqa, num_kv_heads=4, head_dim=128)
     assert kv_bytes_per_token(gqa, tp=1) == 2 * 4 * 128 * 2 * 48  # 96 KiB
     assert kv_bytes_per_token(gqa, tp=2) == 2 * 2 * 128 * 2 * 48
     assert kv_bytes_per_token(gqa, tp=8) == 2 * 1 * 128 * 2 * 48  # a head per rank at least
-    mla = PresetSizing(kv_layers=27, attention="mla", kv_lora_rank=512, qk_rope_head_dim=64)
+    mla = PresetSizing(kv_layers=27, attention=Attention.mla, kv_lora_rank=512, qk_rope_head_dim=64)
     assert kv_bytes_per_token(mla, tp=1) == kv_bytes_per_token(mla, tp=4) == 576 * 2 * 27
+
+
+def test_the_attention_layouts_are_a_closed_choice():
+    assert composed("model=moonlight_16b_a3b").model.sizing.attention is Attention.mla
+    with pytest.raises(ConfigCompositionException, match=r"model\.sizing\.attention=mha"):
+        composed("model=moonlight_16b_a3b", "model.sizing.attention=mha")
 
 
 def test_a_hybrid_holds_state_per_sequence_with_vllm_page_padding():
