@@ -25,7 +25,8 @@ Steps, one after another (nothing else of ours runs meanwhile):
    stage sends in independent mode (`Rewriter` driven by a recording engine that uses the real
    tokenizer and chat template), then times one `llm.generate(prompts, [SamplingParams per
    request])`.
-2. stage: `run_pipeline` with stages [ingest, rewrite] on a local 2-CPU Ray, each run with a
+2. stage: `run_pipeline` with stages [ingest, rewrite] on a local 2-CPU Ray opened as a job
+   opens it (`ray_session`: with Ray's metrics export off, cluster.ray_metrics), each run with a
    fresh run dir: independent mode with a fresh generation cache; autoregressive mode;
    independent again on the first run's cache (all cache hits).
 
@@ -606,15 +607,13 @@ def main() -> None:
         res["bare"] = bare = run_bare(args, jsonl, docs, work)
         keys = bare.pop("keys")
 
-        import ray
+        from pipeline.ray_session import ray_session
 
-        from pipeline.ray_session import configure_ray_data, init_kwargs
-
-        ray.init(**init_kwargs(bench_cluster(model)))
-        configure_ray_data(progress=False)
-        logging.getLogger("ray.data").setLevel(logging.WARNING)  # per-dataset "finished" lines
-        capture = StatsCapture()
-        try:
+        # The session a job opens (its environment for the Ray processes included), held
+        # across the three stage runs.
+        with ray_session(bench_cluster(model), progress=False):
+            logging.getLogger("ray.data").setLevel(logging.WARNING)  # "finished" lines
+            capture = StatsCapture()
             print("stage, independent ...", flush=True)
             res["independent"] = run_stage(
                 args, jsonl, "independent", work / "cache-ind", work / "run-ind", capture
@@ -629,8 +628,6 @@ def main() -> None:
             res["rerun"] = run_stage(
                 args, jsonl, "independent", work / "cache-ind", work / "run-rerun", capture
             )
-        finally:
-            ray.shutdown()
         res["total_s"] = time.perf_counter() - t0
         res["goals"] = []
         for mode, goal in GOALS.items():
