@@ -20,9 +20,12 @@ demo: $(STAMP) $(SAMPLE)
 
 # Test tiers (README, Development). The local model is built first, so no test skips for
 # want of it. test: what CI runs (.ci/run); every test but those marked slow, which repeat
-# with the real model or a real cluster what a cheaper test covers (6.5 min on 2 cores).
+# with the real model or a real cluster what a cheaper test covers. Measured on 2 cores with
+# no other job: 15 min or more (the vLLM worker-fault test failed early in that run), 7 of
+# them test_driver_faults.py alone (five jobs/run.py runs, three vLLM engine starts).
 # test-fast: no Ray, no vLLM, no fault injection, no commands in a subprocess; one pytest
-# worker per core (40 s on 2). test-all: every test (about 16.5 min).
+# worker per core (40 s on 2, measured before jobs/run.py's config errors moved in here).
+# test-all: every test (not re-measured; longer than test).
 test: $(STAMP) $(SAMPLE) $(MODEL)
 	$(PY) -m pytest -m "not slow"
 
