@@ -24,8 +24,7 @@ import pyarrow.parquet as pq
 
 from pipeline.provenance import Provenance, Trace
 from pipeline.rewrite.attempts import ATTEMPTS_DIR, ATTEMPTS_SCHEMA
-from pipeline.runner import STAGES
-from pipeline.schema import CLUSTERS_SCHEMA, with_drop_columns
+from pipeline.schema import CLUSTERS_SCHEMA, STAGE_OUTPUTS, with_drop_columns
 from pipeline.stats import StageStats
 
 
@@ -118,7 +117,7 @@ class Run:
 
 
 def _stage_schema(stage: str) -> pa.Schema | None:
-    return getattr(STAGES.get(stage), "output_schema", None)
+    return STAGE_OUTPUTS.get(stage)
 
 
 def _read_parts(

@@ -327,3 +327,14 @@ FIDELITY_FIELDS = [
     pa.field(FIDELITY_FAILED, pa.list_(pa.string())),
 ]
 FIDELITY_SCHEMA = pa.schema([*REWRITES_SCHEMA, *FIDELITY_FIELDS])
+
+# --- what each stage keeps, by stage name (Stage.name): the rows of <run>/<stage>/data --------
+# For readers of a finished run (pipeline/run_view.py), which need no stage code, nor Ray.
+STAGE_OUTPUTS = {
+    "ingest": DOCS_SCHEMA,
+    "dedup": DEDUP_SCHEMA,
+    "quality": pa.schema([*DOCS_SCHEMA, *QUALITY_FIELDS]),  # plus dedup's columns, if it ran
+    "rewrite": REWRITES_SCHEMA,
+    "fidelity": FIDELITY_SCHEMA,
+    "tokenize": token_shard_schema("uint16"),  # uint32 where the vocabulary needs it
+}

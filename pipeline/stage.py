@@ -76,8 +76,6 @@ class Stage(ABC):
     name: ClassVar[str]
     # DOCS, REWRITES or SHARDS: what its data directory holds.
     produces: ClassVar[str]
-    # The Arrow schema of the rows this stage keeps (its data directory's schema).
-    output_schema: ClassVar[Any]
 
     def __init__(self, config: Config):
         self.config = config

@@ -122,7 +122,6 @@ def partitions_for(cfg: DedupConfig, units: list[Unit]) -> int:
 
 class DedupStage(Stage):
     name = "dedup"
-    output_schema = S.DEDUP_SCHEMA
     produces = DOCS
 
     def settings(self):

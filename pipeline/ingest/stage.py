@@ -42,7 +42,6 @@ def _ingest_files(batch: pa.Table, corpus: CorpusConfig, files_dir: str):
 
 class IngestStage(Stage):
     name = "ingest"
-    output_schema = S.DOCS_SCHEMA
     produces = DOCS
 
     @classmethod

@@ -65,7 +65,6 @@ HISTOGRAM_COLUMNS = [
 class FidelityStage(Stage):
     name = "fidelity"
     produces = REWRITES
-    output_schema = S.FIDELITY_SCHEMA
 
     def settings(self):
         cfg = self.config.fidelity

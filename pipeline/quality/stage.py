@@ -47,7 +47,6 @@ def _input_schema(directory: Path) -> pa.Schema:
 class QualityStage(Stage):
     name = "quality"
     produces = DOCS
-    output_schema = pa.schema([*S.DOCS_SCHEMA, *S.QUALITY_FIELDS])  # plus dedup's, if any
 
     @classmethod
     def check(cls, config: Config) -> list[str]:

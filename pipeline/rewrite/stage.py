@@ -178,7 +178,6 @@ def _not_selected_rows(batch: pa.Table) -> pa.Table:
 
 class RewriteStage(Stage):
     name = "rewrite"
-    output_schema = S.REWRITES_SCHEMA
     produces = REWRITES
 
     def settings(self):

@@ -67,7 +67,6 @@ class TokenizeStage(Stage):
     name = "tokenize"
     produces = SHARDS
     # uint16 tokens shown; list<uint32> when the vocabulary has more than 65536 entries.
-    output_schema = S.token_shard_schema("uint16")
 
     @classmethod
     def check(cls, config: Config) -> list[str]:
