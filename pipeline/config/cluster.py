@@ -41,6 +41,10 @@ class ClusterConfig(Checked):
     # shuffle runs a small groupby in ~0.3 s, the hash shuffle's aggregator actors ~1-5 s.
     # Clusters with large shuffles want "hash_shuffle" (conf/cluster/remote.yaml).
     shuffle_strategy: ShuffleStrategy = ShuffleStrategy.sort_shuffle_pull_based
+    # Hash partitions of every shuffle: dedup's key and pair files, fidelity's buckets and
+    # caps, ingest's doc-id check. null = twice the cluster's CPUs; for dedup, one per 200k
+    # documents when that is more (a worker's share stays bounded as the corpus grows).
+    shuffle_partitions: int | None = None
 
     def problems(self) -> list[str]:
-        return positive(self, "num_cpus")
+        return positive(self, "num_cpus", "shuffle_partitions")

@@ -112,9 +112,6 @@ class DedupConfig(Checked):
     # corpora have far fewer edges than documents); above it, distributed star rounds (0:
     # always).
     local_components_max_edges: int = 20_000_000
-    # Hash partitions of the key and pair files; null = twice the cluster's CPUs, or one per
-    # 200k documents when that is more (a worker's share stays bounded as the corpus grows).
-    shuffle_partitions: int | None = None
     # Documents per map task (a unit of input) and per kernel call within it.
     unit_rows: int = 20_000
     batch_rows: int = 1024

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 import ray
 
 from pipeline import schema as S
-from pipeline.config import DedupConfig
+from pipeline.config import ClusterConfig, DedupConfig
 from pipeline.dedup.candidates import (
     GROUP_SIZE,
     SURVIVOR,
@@ -111,11 +111,12 @@ def resolve_bands(cfg: DedupConfig) -> tuple[int, int]:
 DOCS_PER_PARTITION = 200_000
 
 
-def partitions_for(cfg: DedupConfig, units: list[Unit]) -> int:
-    """Key and pair partitions: as configured, else enough for the cluster's CPUs and for the
-    corpus (one per DOCS_PER_PARTITION documents), so a worker's share does not grow with it."""
-    if cfg.shuffle_partitions:
-        return cfg.shuffle_partitions
+def partitions_for(cluster: ClusterConfig, units: list[Unit]) -> int:
+    """Key and pair partitions: as configured (`cluster.shuffle_partitions`), else enough for
+    the cluster's CPUs and for the corpus (one per DOCS_PER_PARTITION documents), so a
+    worker's share does not grow with it."""
+    if cluster.shuffle_partitions:
+        return cluster.shuffle_partitions
     n_docs = units[-1].stop if units else 0
     return max(default_partitions(), -(-n_docs // DOCS_PER_PARTITION))
 
@@ -135,7 +136,7 @@ class DedupStage(Stage):
         shutil.rmtree(clusters_dir, ignore_errors=True)
         bands, rows = resolve_bands(cfg)
         units = plan_units(ctx.input_dir, cfg.unit_rows)
-        parts = partitions_for(cfg, units)
+        parts = partitions_for(self.config.cluster, units)
         steps = StepTimer(self.name)
         extra: dict = {"bands": bands, "rows": rows, "threshold": cfg.threshold}
 

@@ -5,7 +5,7 @@
     ds.groupby(key, num_partitions=shuffle_partitions(config))
     ds.map_batches(Actor, **engine_actor_args(config.model))   # an inference engine per actor
 
-What the config sets: `dedup.shuffle_partitions` (every hash shuffle: dedup's key and pair
+What the config sets: `cluster.shuffle_partitions` (every hash shuffle: dedup's key and pair
 files, fidelity's buckets and caps, ingest's doc-id check), `cluster.num_cpus` (the cores a
 local Ray has, so the defaults that follow from them), the model preset's actors, CPUs and
 GPUs per actor and engine environment.
@@ -42,8 +42,8 @@ def default_partitions() -> int:
 
 def shuffle_partitions(config: Config) -> int:
     """Hash partitions of a shuffle (groupby, cogroup, partitioned files): as configured
-    (`dedup.shuffle_partitions`), else `default_partitions()`."""
-    return config.dedup.shuffle_partitions or default_partitions()
+    (`cluster.shuffle_partitions`), else `default_partitions()`."""
+    return config.cluster.shuffle_partitions or default_partitions()
 
 
 def engine_actor_args(model: ModelConfig, calls_per_actor: int = 1) -> dict[str, Any]:

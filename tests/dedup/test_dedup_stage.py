@@ -22,9 +22,10 @@ def planted(tmp_path_factory):
     return {"path": path, "n": len(records)}
 
 
-def run(tmp_path, path, run_name="dd", **dedup):
+def run(tmp_path, path, run_name="dd", shuffle_partitions=None, **dedup):
     config = make_config({"web": SourceConfig(paths=[str(path)])}, run_name=run_name)
     config.run.stages = ["ingest", "dedup"]
+    config.cluster.shuffle_partitions = shuffle_partitions
     for key, value in dedup.items():
         if key == "containment_action":
             config.dedup.containment.action = value

@@ -108,7 +108,7 @@ def start_run(corpus: Path, output_root: Path, *cluster: str) -> subprocess.Pope
     command = [
         *RUN, "corpus=jsonl", f"corpus.sources.main.paths=[{corpus}]", "run.stages=[ingest,dedup]",
         "run.progress=false", f"run.output_root={output_root}", "run.name=two_nodes",
-        "dedup.unit_rows=20", "dedup.shuffle_partitions=4", *cluster,
+        "dedup.unit_rows=20", "cluster.shuffle_partitions=4", *cluster,
     ]  # fmt: skip
     output_root.mkdir(parents=True)
     return subprocess.Popen(
