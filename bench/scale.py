@@ -4,6 +4,7 @@
     python bench/scale.py --quick               # ~3.5, 7 and 14 MB: a smoke run
     python bench/scale.py --sizes 20000,80000 --json out.json
     python bench/scale.py --write-benchmarks    # also write the 1 TB table into BENCHMARKS.md
+    python bench/scale.py --only quality --sizes 20000,80000 --repeat 2   # one stage, rerun
 
 Corpus (`make_corpus`): documents of ~3.5 KB re-mixed from the bundled sample's real text
 (Wikipedia, news, plays and prose): each takes a run of consecutive paragraphs of one sample
@@ -239,6 +240,68 @@ def run_stages(folder: Path, run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def run_only(folder: Path, run_dir: Path, stage: str) -> dict[str, Any]:
+    """`stage` alone, rerun: the stages before it run once and are reused from run_dir (the
+    runner's resume), so a change to the stage's code is timed without redoing its input."""
+    from pipeline.runner import run_pipeline
+
+    config = run_config(folder, run_dir.name)
+    config.run.stages = STAGES[: STAGES.index(stage) + 1]
+    (run_dir / stage / "_SUCCESS").unlink(missing_ok=True)
+    load = uptime()
+    with PeakRss() as rss:
+        summary = run_pipeline(config, run_dir)
+    stats = summary.stages[-1]
+    assert stats.stage == stage and stage not in summary.skipped, (stats.stage, summary.skipped)
+    row = {
+        "stage": stage,
+        "seconds": stats.seconds,
+        "bytes_in": stats.bytes_in,
+        "mb_per_s_core": stats.bytes_in / 1e6 / stats.seconds / CORES,
+        "step_seconds": stats.extra.get("step_seconds"),
+        "uptime": load,
+        **rss.to_dict(),
+    }
+    print(
+        f"  {stage}: {stats.seconds:.1f} s, {row['mb_per_s_core']:.2f} MB/s per core "
+        f"({stats.bytes_in / 1e6:,.0f} MB in), worker peak {row['worker_peak'] / 2**20:,.0f} "
+        f"MiB; steps {row['step_seconds']}; before: {load}",
+        flush=True,
+    )
+    return row
+
+
+def main_only(args, sizes: list[int]) -> None:
+    """--only STAGE: the stage on the warm-up corpus (warm workers), then on each size,
+    --repeat times; run directories under --work/only are kept for the next call."""
+    import ray
+
+    from pipeline.config import ClusterConfig
+    from pipeline.ray_session import configure_ray_data, init_kwargs
+
+    for n in sizes:
+        meta = args.work / f"corpus-{n}-{args.seed}" / "meta.json"
+        if not meta.exists():
+            raise SystemExit(f"--only needs the corpus built: no {meta} (run without --only)")
+    make_corpus(WARM_DOCS, args.seed + 1000, args.work / f"corpus-{WARM_DOCS}-{args.seed}")
+    only_dir = args.work / "only"
+    ray.init(**init_kwargs(ClusterConfig(num_cpus=CORES, include_dashboard=False)))
+    configure_ray_data(progress=False)
+    rows = []
+    try:
+        print("warm-up", flush=True)
+        run_only(args.work / f"corpus-{WARM_DOCS}-{args.seed}", only_dir / "warm", args.only)
+        for n in sizes:
+            for _ in range(args.repeat):
+                print(f"{n:,} documents", flush=True)
+                row = run_only(args.work / f"corpus-{n}-{args.seed}", only_dir / f"n{n}", args.only)
+                rows.append({"docs": n, **row})
+    finally:
+        ray.shutdown()
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2, default=str))
+
+
 # --- report -----------------------------------------------------------------------------------
 
 
@@ -380,6 +443,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-scale"))
     parser.add_argument("--json", type=Path)
     parser.add_argument("--write-benchmarks", action="store_true")
+    parser.add_argument(
+        "--only", choices=STAGES, help="time this stage alone (earlier ones kept under --work/only)"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="with --only: runs per size")
     args = parser.parse_args()
     sizes = (
         [int(s) for s in args.sizes.split(",")]
@@ -388,6 +455,10 @@ def main() -> None:
         if args.quick
         else SIZES
     )
+
+    if args.only:
+        main_only(args, sizes)
+        return
 
     import shutil
 
