@@ -1,9 +1,11 @@
 """Score histograms and per-rule failure counts for a stage's stats, without gathering rows.
 
 The global minimum and maximum of each score come from the Parquet footers (row-group
-statistics, no data read); one Ray pass over the written score columns (kept and quarantined
-rows together) counts per block in `bins` equal bins between them; the driver only sums
-(blocks x columns x bins numbers).
+statistics, no data read); one plain Ray task per written part (kept and quarantined rows
+together) reads its score columns and counts in `bins` equal bins between them; the driver
+only sums (parts x columns x bins numbers). Plain tasks, not a Ray Data pass: the columns are
+a few MB, and a Ray Data execution's fixed cost (planning, listing the files, its operators'
+start) was 1.8-2.4 s of the quality stage's 27 s at 75 MB.
 
     stats = score_stats(parts, columns=["f_length_ratio", ...], failed_column="fidelity_failed",
                         bins=10)
@@ -21,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
+
+from pipeline.plumbing.resources import task_resources
 
 _BARS = "▁▂▃▄▅▆▇█"
 
@@ -88,21 +92,23 @@ def bin_edges(low: float, high: float, bins: int) -> list[float]:
     return [round(float(x), 6) for x in np.linspace(low, high, bins + 1)]
 
 
+def part_counts(part: str, edges: dict[str, list[float]], failed_column: str | None) -> list[dict]:
+    """block_counts over one Parquet part, reading only the columns it counts."""
+    read = [*edges, *([failed_column] if failed_column else [])]
+    return block_counts(pq.read_table(part, columns=read), edges, failed_column).to_pylist()
+
+
 def score_stats(parts: list[str], columns: list[str], failed_column: str | None, bins: int) -> dict:
     """Histograms of `columns` and failure counts per rule over the Parquet `parts`."""
     if not parts:
         return {"histograms": {}, "rule_fails": {}}
-    read = columns + ([failed_column] if failed_column else [])
-    ds = ray.data.read_parquet(parts, columns=read)
     edges = {c: bin_edges(lo, hi, bins) for c, (lo, hi) in footer_extremes(parts, columns).items()}
+    count = ray.remote(**task_resources())(part_counts).options(name="histograms.part_counts")
     totals: dict[str, list[int]] = {}
-    for row in ds.map_batches(
-        block_counts,
-        batch_format="pyarrow",
-        fn_kwargs={"edges": edges, "failed_column": failed_column},
-    ).iter_rows():
-        current = totals.setdefault(row["name"], [0] * len(row["counts"]))
-        totals[row["name"]] = [a + b for a, b in zip(current, row["counts"], strict=True)]
+    for rows in ray.get([count.remote(part, edges, failed_column) for part in parts]):
+        for row in rows:
+            current = totals.setdefault(row["name"], [0] * len(row["counts"]))
+            totals[row["name"]] = [a + b for a, b in zip(current, row["counts"], strict=True)]
     histograms = {c: {"edges": edges[c], "counts": totals[c]} for c in columns if c in edges}
     fails = {k.removeprefix("rule:"): v[0] for k, v in totals.items() if k.startswith("rule:")}
     return {"histograms": histograms, "rule_fails": dict(sorted(fails.items()))}
