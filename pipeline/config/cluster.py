@@ -33,7 +33,7 @@ class ClusterConfig(Checked):
     log_to_driver: bool = False
     # Ray's metrics export (Prometheus, every process every 10 s) and its event-loop stats, on
     # a local head (a cluster you join keeps its own). Off by default: nothing scrapes a local
-    # run's metrics, and on 2 cores the ~0.015 of a core they take is the vLLM engine's.
+    # run's metrics, and on 2 cores the ~0.01 of a core they take is the vLLM engine's.
     ray_metrics: bool = False
     # Ray Data's object store, in bytes (local Ray only); null = Ray's default.
     object_store_memory: int | None = None
