@@ -12,7 +12,6 @@ per rule counted independently (`rule_fails`), score histograms, kept documents 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,6 +19,7 @@ import pyarrow.parquet as pq
 
 from pipeline import schema as S
 from pipeline.config import Config
+from pipeline.plumbing.hashing import file_sha256
 from pipeline.quality.histograms import score_stats
 from pipeline.quality.rules import quality_rules
 from pipeline.quality.scoring import score_documents
@@ -66,7 +66,7 @@ class QualityStage(Stage):
         cfg = self.config.quality
         # A retrained classifier at the same path must rerun the stage: hash its bytes.
         path = cfg.classifier.path
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+        digest = file_sha256(path) if path else None
         return {"quality": cfg, "classifier_sha256": digest}
 
     def run(self, ctx: RunContext) -> StageStats:

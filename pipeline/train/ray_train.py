@@ -13,7 +13,6 @@ GPUs, DDP in the loop), or in this process when num_workers is 0.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from typing import Any
 
 from pipeline.config import Config, ConfigError
 from pipeline.models.build import resolve_model_path
+from pipeline.plumbing.hashing import file_sha256
 from pipeline.token_shards.manifest import ManifestError, load_manifest, read_manifest
 from pipeline.train.checkpoint import incompatibility, latest_checkpoint
 from pipeline.train.loop import METRICS, SUMMARY, TrainPlan, train_worker
@@ -59,7 +59,7 @@ def resolve_plan(config: Config) -> TrainPlan:
         kind = manifest["tokenizer"]["kind"]
         file = Path(init_path) / TOKENIZER_FILES[kind]
         if file.is_file():
-            tokenizer_sha = hashlib.sha256(file.read_bytes()).hexdigest()
+            tokenizer_sha = file_sha256(file)
         else:
             log.warning("%s has no %s: the shards' tokenizer is not checked", init_path, file.name)
     _check_model(t, init_path, bool(trust), manifest["tokenizer"]["vocab_size"])
