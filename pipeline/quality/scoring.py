@@ -2,8 +2,9 @@
 the reason.
 
 The heuristic scores come from one numba pass over the batch (pipeline/quality/textstats.py),
-language id from py3langid per text (pipeline/quality/language.py), and every rule is one numpy
-comparison over the batch; Python touches a document only to name the rules it failed.
+language id from py3langid's model in one numba call per batch (pipeline/quality/language.py),
+and every rule is one numpy comparison over the batch; Python touches a document only to name
+the rules it failed.
 
     table = score_documents(batch, cfg)                 # batch + score + drop columns
     scores = document_scores(text, cfg)                 # {column: value}, one text
@@ -22,7 +23,7 @@ from pipeline.config.quality import QualityConfig
 from pipeline.plumbing.snippets import snippet
 from pipeline.quality.classifier import load_classifier
 from pipeline.quality.heuristics import params_for, quality_scores
-from pipeline.quality.language import identify
+from pipeline.quality.language import identify_batch
 from pipeline.quality.rules import quality_rules
 from pipeline.quality.textstats import text_stats
 from pipeline.score_rules import Rule, failing_rules, skipped
@@ -32,9 +33,9 @@ def batch_scores(texts: pa.Array, cfg: QualityConfig, pylist: list[str]) -> dict
     """{column: numpy array or list} for every enabled family; disabled ones are left out."""
     scores: dict[str, Any] = {}
     if cfg.language.enabled:
-        found = [identify(text, cfg.language.max_chars) for text in pylist]
-        scores[S.LANGUAGE] = np.array([lang for lang, _ in found], dtype=object)
-        scores[S.LANGUAGE_SCORE] = np.array([p for _, p in found], dtype=np.float64)
+        languages, probabilities = identify_batch(pylist, cfg.language.max_chars)
+        scores[S.LANGUAGE] = np.array(languages, dtype=object)
+        scores[S.LANGUAGE_SCORE] = probabilities
     families = (cfg.gopher, cfg.repetition, cfg.c4, cfg.fineweb)
     if any(f.enabled for f in families) and pylist:
         scores.update(quality_scores(text_stats(texts, params_for(cfg), pylist), cfg))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pipeline import schema as S
 from pipeline.config.quality import QualityConfig
 from pipeline.quality.chars import char_flags
-from pipeline.quality.language import identify
+from pipeline.quality.language import LANES, identify, identify_batch
 from pipeline.quality.scoring import document_scores
 from pipeline.quality.textstats import (
     ALPHA_TOKENS,
@@ -145,6 +145,23 @@ def test_language_id_equals_py3langid():
         language, probability = identify(text)
         expected = reference.classify(text)
         assert language == expected[0] and probability == pytest.approx(expected[1], abs=1e-5)
+
+
+def test_a_batch_identifies_each_text_as_alone():
+    # More texts than the walk's lanes, of mixed lengths, so lanes finish and take the next
+    # text at different steps; blank and featureless texts among them.
+    texts = [
+        "The cat sat on the mat. " * (k % 5 + 1) if k % 3 else "Le chat est sur le tapis."
+        for k in range(3 * LANES)
+    ]
+    texts[2:2] = ["", "   \n", "Der Hund schläft.", "😀", "x", "ALL CAPITALS HERE"]
+    languages, probabilities = identify_batch(texts)
+    assert [(lang, float(p)) for lang, p in zip(languages, probabilities, strict=True)] == [
+        identify(t) for t in texts
+    ]
+    assert languages[2] == "und" and probabilities[2] == 0.0
+    assert identify_batch(texts, max_chars=5)[0] == [identify(t, 5)[0] for t in texts]
+    assert identify_batch([])[0] == []
 
 
 TRICKY = "ab Z9.,;:!?'\"“”’()[]{}-–—…#•*/&%$+\n\n \t\u00a0é漢😀\u2028"
