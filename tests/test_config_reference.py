@@ -119,15 +119,11 @@ def test_write_replaces_only_the_marked_section(tmp_path):
     assert subprocess.run([*command, "--check", str(readme)]).returncode == 0
 
 
-@pytest.mark.cli
-def test_missing_markers_are_a_clear_error(tmp_path):
+# In process: main() is what `python -m pipeline.config_reference` runs; the test above runs
+# the command itself.
+def test_missing_markers_are_a_clear_error(tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text("# No markers\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.config_reference", "--write", str(readme)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert result.returncode == 2 and "markers not found" in result.stderr
+    assert ref.main(["--write", str(readme)]) == 2
+    assert "markers not found" in capsys.readouterr().err
     assert readme.read_text() == "# No markers\n"

@@ -248,6 +248,10 @@ def test_a_source_with_no_readable_file_refuses_naming_the_path(make, tmp_path):
     refuses_naming_the_path(run_job_in_process, make, tmp_path)
 
 
+# Full tier: the `missing` case above in a fresh interpreter (seconds of imports); the CI tier
+# runs a refused config as a command in test_config.py
+# (test_wrong_config_on_the_command_line_gives_a_message_not_a_traceback).
+@pytest.mark.slow
 @pytest.mark.cli
 def test_the_command_line_refuses_a_source_with_no_readable_file(tmp_path):
     refuses_naming_the_path(run_job, _missing, tmp_path)

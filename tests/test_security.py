@@ -16,6 +16,7 @@ import pytest
 from conftest import ROOT
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from run_job import run_job_in_process
 
 from pipeline import ray_session
 from pipeline.config import ClusterConfig, Config, ConfigError, ModelConfig, to_config, validate
@@ -233,16 +234,15 @@ def test_the_run_dir_resolver_maps_a_bad_name_under_the_output_root():
     assert OmegaConf.create({"d": "${plain_name:exp-1.a_b}"}).d == "exp-1.a_b"
 
 
-@pytest.mark.cli
+# In process (tests/run_job.py): jobs/run.py's Hydra entry point, run-dir resolver and error
+# printing, without seconds of imports; test_config.py runs a refused config as a command.
 def test_a_bad_run_name_on_the_command_line_writes_nothing_outside(tmp_path):
     out = tmp_path / "root"
     data = tmp_path / "a.jsonl"
     data.write_text('{"text": "x"}\n')
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "jobs" / "run.py"), "corpus=jsonl",
-         f"corpus.sources.main.paths=[{data}]", f"run.output_root={out}",
-         "run.name=../escaped", "run.stages=[ingest]"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    result = run_job_in_process(
+        "corpus=jsonl", f"corpus.sources.main.paths=[{data}]", f"run.output_root={out}",
+        "run.name=../escaped", "run.stages=[ingest]",
     )  # fmt: skip
     assert result.returncode == 2
     assert "run.name: '../escaped' is not a plain name" in result.stderr
