@@ -24,11 +24,13 @@ demo: $(STAMP) $(SAMPLE)
 # tests (test-fast's selection) on one pytest worker per core, then the tests that start Ray,
 # vLLM or a command, or inject faults, one at a time: two local Rays at once on 2 cores would
 # upset the fault tests' kill timing. Both passes run; make fails if either failed.
-# Measured on 2 cores (load 2.4-3.4, mostly the tests themselves): the second pass 897 s,
-# 409 s of it test_driver_faults.py (five jobs/run.py runs, three vLLM engine starts) and
-# 197 s the vLLM worker-fault test (three engine starts); the goal is 8 min for both passes.
+# Measured on 2 cores (load 2.3-3.0, mostly the tests themselves): the second pass 765 s
+# (47 tests), 346 s of it test_driver_faults.py (five jobs/run.py runs, three vLLM engine
+# starts) and 175 s the vLLM worker-fault test (three engine starts); with the first pass,
+# about 15 min; the goal is 8 min for both.
 # test-fast: no Ray, no vLLM, no fault injection, no commands in a subprocess; one pytest
-# worker per core (133 s on 2 with no other job, 866 tests; the goal is 60 s).
+# worker per core (123 s on 2 with no other job, load 0.7 at the start, 866 tests; serially
+# 186 s; the goal is 60 s).
 # test-all: every test (not re-measured; longer than test).
 FAST_TIER := not slow and not (ray or vllm or faults or cli)
 HEAVY_TIER := not slow and (ray or vllm or faults or cli)
