@@ -318,6 +318,8 @@ with ray_session(ClusterConfig(num_cpus=1), progress=False):
     print(json.dumps(sorted({
         (c.laddr.ip, psutil.Process(c.pid).name()) for c in psutil.net_connections("inet")
         if c.status == psutil.CONN_LISTEN and c.pid in mine})))
+    print(json.dumps([" ".join(p.cmdline()) for p in me.children(recursive=True)
+        if p.status() != psutil.STATUS_ZOMBIE and "log_monitor" in " ".join(p.cmdline())]))
 """
 
 
@@ -327,10 +329,13 @@ def test_every_server_of_a_local_run_listens_on_loopback_only():
         [sys.executable, "-c", LISTENERS], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    listeners = json.loads(result.stdout.strip().splitlines()[-1])
+    listeners, log_monitors = map(json.loads, result.stdout.strip().splitlines()[-2:])
     names = {name for _, name in listeners}
     assert {"gcs_server", "raylet"} <= names  # the head's own servers were seen
     assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for ip, _ in listeners), listeners
+    # With cluster.log_to_driver off (the default) nothing reads the log monitor's lines, and
+    # the session stops it (ray_session.stop_log_monitor).
+    assert log_monitors == []
 
 
 def test_security_module_is_imported_by_config_loading():

@@ -35,6 +35,7 @@ from pipeline.models.engine import VLLMEngine
 from pipeline.plumbing.atomic import atomic_write_json
 from pipeline.plumbing.hashing import stable_rank
 from pipeline.plumbing.resources import engine_actor_args, task_resources
+from pipeline.ray_data_polling import slow_driver_polling
 from pipeline.ray_ops import parquet_parts, read_parts, sum_column
 from pipeline.rewrite.attempts import ATTEMPTS_DIR, AttemptCounts, set_aside
 from pipeline.rewrite.cache import GenerationCache
@@ -226,7 +227,10 @@ class RewriteStage(Stage):
             max_task_retries=cfg.max_engine_restarts,
         )
         skipped = marked.map_batches(_not_selected_rows, batch_format="pyarrow")
-        rewritten.union(skipped).write_datasink(sink)
+        # The actor's batches take minutes: the driver need not poll Ray Data 10-100 times a
+        # second meanwhile, taking CPU from the engine (pipeline/ray_data_polling.py).
+        with slow_driver_polling():
+            rewritten.union(skipped).write_datasink(sink)
         n_selected = sum(selected.values())
         rows_in = n_selected * min(cfg.styles_per_doc, len(set(cfg.styles))) + (
             sum(counts.values()) - n_selected
