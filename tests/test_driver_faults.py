@@ -24,7 +24,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, write_jsonl
 
+from pipeline import schema as S
 from pipeline.rewrite.cache import FILE_NAME as CACHE_FILE
+from pipeline.tokens.lineage import LINEAGE_SUFFIX
 
 # jobs/run.py in a subprocess: a local Ray, and the rewrite stage on the real model.
 pytestmark = [pytest.mark.faults, pytest.mark.ray, pytest.mark.vllm, pytest.mark.cli]
@@ -57,9 +59,13 @@ def command(corpus: Path, root: Path, name: str, cache: Path) -> list[str]:
         "rewrite.styles=[summary]",
         "rewrite.max_docs_per_source=4",
         "rewrite.max_chunks_per_doc=1",
-        # Short samples, two attempts at most: the kills need a rewrite in progress, not a long
-        # one (the CI tier's time: 3 engine starts and 2 rewrites of the corpus in this test).
-        "rewrite.sampling.max_tokens=32",
+        # Short chunks and samples, two attempts at most: the kills need a rewrite in progress,
+        # not a long one (the CI tier's time: 3 engine starts and 2 rewrites of the corpus in
+        # this test). A 64-token summary of a 64-token chunk can end before max_tokens: the gate
+        # kept 2 of these 4 chunks (the other two truncated twice), where 32 tokens of a
+        # 128-token chunk kept none, and the shards compared below held no rewrite at all.
+        "rewrite.max_chunk_tokens=64",
+        "rewrite.sampling.max_tokens=64",
         "rewrite.max_attempts=2",
         f"rewrite.cache_dir={cache}",
         f"rewrite.model_cache={ROOT / '.cache' / 'models'}",
@@ -127,6 +133,13 @@ def after(marker: str, seconds: float):
     return trigger
 
 
+def rewrites_in_shards(run_dir: Path) -> int:
+    """Shard rows whose text is a rewrite, from the lineage tables beside the shards."""
+    data = run_dir / "tokenize" / "data"
+    tables = [pq.read_table(p, columns=[S.KIND]) for p in data.rglob(f"*{LINEAGE_SUFFIX}")]
+    return sum(t.column(S.KIND).to_pylist().count(S.KIND_REWRITE) for t in tables)
+
+
 def shard_bytes(run_dir: Path) -> dict[str, bytes]:
     data = run_dir / "tokenize" / "data"  # shards, manifest and the lineage/ tables
     return {p.relative_to(data).as_posix(): p.read_bytes() for p in data.rglob("*") if p.is_file()}
@@ -135,6 +148,8 @@ def shard_bytes(run_dir: Path) -> dict[str, bytes]:
 def test_killed_three_times_then_resumed_gives_identical_shards(corpus, tmp_path):
     clean_cache, cache = tmp_path / "clean-cache", tmp_path / "cache"
     run_until(command(corpus, tmp_path, "clean", clean_cache), None)
+    # The comparison at the end covers rewritten text only if some reached the shards.
+    assert rewrites_in_shards(tmp_path / "clean") > 0
 
     cmd = command(corpus, tmp_path, "killed", cache)
     run_dir = tmp_path / "killed"
