@@ -32,7 +32,7 @@ What each number means:
   weights ("bal", fp 0.5 / fn 0.5) and recall-favouring ones ("rec", fp 0.05 / fn 0.95);
   "P(c|t)" = 1 - (1 - t^r)^b, the chance that a pair exactly at t becomes a candidate;
   "cand" = candidate pairs to verify (the cost). "met" is judged on "rec", exact verify.
-- partial: anchor candidates (`document_keys` anchors paired by `anchor_candidates`, as the
+- partial: anchor candidates (`document_keys` anchors paired by `partial_candidates`, as the
   stage does), kept when exact containment >= `containment.threshold`; recall over planted
   excerpts / truncations whose true containment reaches it; the default anchor settings and
   two variants (one anchor in 16; one shared anchor enough).
@@ -86,7 +86,7 @@ from pipeline.config import (
     ShingleConfig,
     SourceConfig,
 )
-from pipeline.dedup.candidates import anchor_candidates
+from pipeline.dedup.candidates import partial_candidates
 from pipeline.dedup.keys import document_keys
 from pipeline.dedup.stage import resolve_bands
 from pipeline.ingest.files import FileIngest, plan_files
@@ -679,9 +679,16 @@ def anchors_batched(texts: list[str], cfg: DedupConfig) -> tuple[pa.Table, np.nd
 def anchor_pairs(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
     """(part, whole) candidates sharing enough anchors, as the stage finds them."""
     anchors, n_anchors = anchors_batched(texts, cfg)
-    pairs, shared = anchor_candidates(anchors, np.empty(0, np.int64), cfg.max_bucket_pairs)
-    need = np.maximum(1, np.minimum(cfg.containment.min_shared_anchors, n_anchors[pairs[:, 0]]))
-    return pairs[shared >= need], n_anchors
+    cc = cfg.containment
+    pairs, _ = partial_candidates(
+        anchors,
+        np.empty(0, np.int64),
+        n_anchors,
+        cc.threshold,
+        cc.min_shared_anchors,
+        cfg.max_bucket_pairs,
+    )
+    return pairs, n_anchors
 
 
 def containment_recall(

@@ -66,8 +66,10 @@ class ContainmentConfig(Checked):
     # to 5%, 0.99 at 10%, precision 1.000 (BENCHMARKS.md).
     threshold: float = 0.5
     # One shingle in `anchor_every` is an anchor: fewer keys for a larger value, and fewer
-    # shared anchors for a short excerpt. A pair must share `min_shared_anchors` of them (or
-    # all the smaller document has).
+    # shared anchors for a short excerpt. A pair must share as many anchors as a pair at
+    # `threshold` does but for a 1e-3 tail (the shared count is ~Bin(A, threshold) for a part
+    # of A anchors: 12 of 45, 26 of 80 at 0.5), and at least `min_shared_anchors` (or all
+    # the smaller document has).
     anchor_every: int = 8
     min_shared_anchors: int = 2
     action: ContainmentAction = ContainmentAction.flag  # flag: keep, mark partial_dup_of

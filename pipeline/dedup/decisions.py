@@ -3,7 +3,8 @@ and what each document becomes. Arrow and numpy in and out; documents are intege
 their ids, sizes and shingle sets come from a DocStore; no Ray here.
 
     edges = verify_near(pairs, store, threshold=0.6, verify="jaccard")    # src, dst, similarity
-    pairs = enough_anchors(pairs, shared, store, min_shared=2)
+    shared = shared_anchor_counts(pairs, anchor_store)     # anchor_store: sets of anchors
+    pairs = enough_anchors(pairs, shared, store, threshold=0.5, min_shared=2)
     partial = verify_partial(pairs, store, threshold=0.5)
     members = near_clusters(components, store, rule="longest")            # one row per member
     rows = decide(docs, exact, near, partial, action="flag")             # DEDUP_SCHEMA + drops
@@ -16,9 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schema as S
-from pipeline.dedup.candidates import GROUP_SIZE, SURVIVOR, survivor_order
+from pipeline.dedup.candidates import GROUP_SIZE, SURVIVOR, anchors_needed, survivor_order
 from pipeline.dedup.workfiles import IDX, N_ANCHORS, SIGNATURE, DocStore
-from pipeline.similarity.sets import pair_containment, pair_jaccard
+from pipeline.similarity.sets import intersection_sizes, pair_containment, pair_jaccard
 
 EXACT_DUPLICATE = "exact_duplicate"
 NEAR_DUPLICATE = "near_duplicate"
@@ -73,16 +74,25 @@ def verify_near(pairs: np.ndarray, store: DocStore, threshold: float, verify: st
     )
 
 
+def shared_anchor_counts(pairs: np.ndarray, anchor_store: DocStore) -> np.ndarray:
+    """How many anchors each pair shares, from a store whose sets are the documents' shared
+    anchors (the prefix step's anchor sets)."""
+    if len(pairs) == 0:
+        return np.empty(0, np.int64)
+    docs, local = _local(pairs)
+    return intersection_sizes(*anchor_store.gather(docs), local)
+
+
 def enough_anchors(
-    pairs: np.ndarray, shared: np.ndarray, store: DocStore, min_shared: int
+    pairs: np.ndarray, shared: np.ndarray, store: DocStore, threshold: float, min_shared: int
 ) -> np.ndarray:
-    """The (part, whole) pairs that share `min_shared` anchors, or all the part has: one
-    shared anchor is often chance (a common phrase), two rarely are."""
+    """The (part, whole) pairs that share as many anchors as a pair at containment
+    `threshold` would (anchors_needed, by the part's anchor count)."""
     if len(pairs) == 0:
         return pairs
     docs, local = _local(pairs)
     n_anchors = store.columns(docs, [N_ANCHORS])[N_ANCHORS].to_numpy()
-    return pairs[shared >= np.maximum(1, np.minimum(min_shared, n_anchors[local[:, 0]]))]
+    return pairs[shared >= anchors_needed(n_anchors, threshold, min_shared)[local[:, 0]]]
 
 
 def verify_partial(pairs: np.ndarray, store: DocStore, threshold: float) -> pa.Table:

@@ -8,9 +8,10 @@ For a batch of documents with global indices, `document_keys` returns four table
 
 Anchors: the shingles whose hash is 0 modulo `containment.anchor_every`. The choice depends on
 the shingle alone, not on its position, so an excerpt keeps every anchor of the text it kept;
-two documents sharing `containment.min_shared_anchors` anchors become a candidate pair, and
-exact containment decides. An excerpt with light edits keeps most of its anchors (one with 10%
-of words changed keeps ~59% of its word 5-grams), where a window-level LSH loses whole windows.
+two documents sharing as many anchors as a pair at the containment threshold would (at
+least `containment.min_shared_anchors`) become a candidate pair, and exact containment
+decides. An excerpt with light edits keeps most of its anchors (one with 10% of words changed
+keeps ~59% of its word 5-grams), where a window-level LSH loses whole windows.
 
     tables = document_keys(batch, start=0, cfg=DedupConfig(), bands=24, rows=4)
     sets = document_sets(texts_of_candidates, their_idx, cfg)   # later, candidates only

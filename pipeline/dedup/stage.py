@@ -6,7 +6,10 @@ are integer indices in the hot path). Each step is one wave of tasks:
 1. keys       per unit of input: shingles, digest, MinHash band keys and anchors, in one
               pass; written partitioned by key hash straight from the map task
 2. exact      per digest partition: groups of equal texts, a survivor each
-3. candidates per key partition: band buckets -> near pairs, anchor buckets -> (part, whole)
+3. anchors    per key partition: the anchors 2+ documents hold, with how many; by unit
+   prefix     per unit: each document's shared anchors (its anchor set) and which of them
+              are in its prefix (candidates.py: prefix filtering); by key partition
+   candidates per key partition: band buckets -> near pairs, prefix anchors -> (part, whole)
               pairs; written partitioned by pair
    pairs      per pair partition: each pair once; partial ones sharing enough anchors
    sets       per unit: the exact shingle sets of its candidate documents only
@@ -37,12 +40,19 @@ import ray
 from pipeline import schema as S
 from pipeline.config import ClusterConfig, DedupConfig
 from pipeline.dedup.candidates import (
+    DF,
     GROUP_SIZE,
+    PREFIX_SCHEMA,
+    SHARED_ANCHORS_SCHEMA,
     SURVIVOR,
-    anchor_candidates,
+    anchor_sets,
+    anchors_needed,
     exact_groups,
+    in_prefix,
     near_candidates,
     pair_codes,
+    prefix_candidates,
+    shared_anchors,
     unique_pairs,
 )
 from pipeline.dedup.components import connected_components, local_components, size_bucket
@@ -63,6 +73,7 @@ from pipeline.dedup.decisions import (
     enough_anchors,
     near_clusters,
     redirect_to_survivors,
+    shared_anchor_counts,
     verify_near,
     verify_partial,
 )
@@ -76,6 +87,8 @@ from pipeline.dedup.keys import (
 )
 from pipeline.dedup.workfiles import (
     IDX,
+    N_ANCHORS,
+    SETS_FILE_SCHEMA,
     DocStore,
     Unit,
     partition_of,
@@ -94,7 +107,6 @@ from pipeline.stage import DOCS, RunContext, Stage
 from pipeline.stats import StageStats, StepTimer
 
 PAIRS_SCHEMA = pa.schema([pa.field("a", pa.int64()), pa.field("b", pa.int64())])
-COUNTED_PAIRS_SCHEMA = pa.schema([*PAIRS_SCHEMA, pa.field("shared", pa.int64())])
 NEEDED_SCHEMA = pa.schema([pa.field(IDX, pa.int64())])
 
 
@@ -146,6 +158,12 @@ class DedupStage(Stage):
         extra["anchors_per_doc"] = round(sum(m["anchors"] for m in mapped) / max(n_docs, 1), 1)
         with steps("exact"):
             exact = _wave(_exact_task, [(p, units, cfg, work, clusters_dir) for p in range(parts)])
+        with steps("anchors"):
+            held = _wave(_anchors_task, [(p, units, cfg, work) for p in range(parts)])
+        extra["shared_anchors"] = sum(held)
+        with steps("prefix"):
+            prefixes = _wave(_prefix_task, [(u, units, cfg, parts, work) for u in units])
+        extra["prefix_anchors"] = sum(prefixes)
         with steps("candidates"):
             found = _wave(_candidates_task, [(p, units, cfg, parts, work) for p in range(parts)])
         extra["anchor_pairs"] = sum(f["partial"] for f in found)
@@ -195,6 +213,10 @@ class Work:
         self.digests = self.root / "digests"  # per unit, partitioned by digest
         self.bands = self.root / "bands"  # per unit, partitioned by band key
         self.anchors = self.root / "anchors"  # per unit, partitioned by anchor
+        self.shared = self.root / "shared"  # per key partition: anchors 2+ documents hold
+        self.shared_by_unit = self.root / "shared_by_unit"  # ... the same, by unit
+        self.anchor_sets = self.root / "anchor_sets"  # per unit: each document's shared anchors
+        self.prefix = self.root / "prefix"  # per unit, by key partition: its prefix anchors
         self.exact = self.root / "exact"  # per digest partition: exact group members
         self.near_pairs = self.root / "near_pairs"  # per key partition, partitioned by pair
         self.partial_pairs = self.root / "partial_pairs"
@@ -311,39 +333,81 @@ def _excluded(work: Work) -> np.ndarray:
 # --- 3. candidates ---------------------------------------------------------------------------
 
 
+def _anchors_task(p: int, units: list[Unit], cfg: DedupConfig, work: Work) -> int:
+    """Per key partition: the rows of anchors that 2+ documents hold, with that count; kept
+    for the candidates step and written by unit for the prefix step."""
+    shared = SHARED_ANCHORS_SCHEMA.empty_table()
+    if cfg.containment.enabled:
+        rows = read_partition([unit_file(work.anchors, u) for u in units], p, ANCHORS_SCHEMA)
+        shared = shared_anchors(rows.cast(ANCHORS_SCHEMA), _excluded(work))
+    write_table(unit_file(work.shared, p), shared)
+    starts = np.array([u.start for u in units], dtype=np.int64)
+    owner = np.searchsorted(starts, shared[IDX].to_numpy(), side="right") - 1
+    write_partitioned(unit_file(work.shared_by_unit, p), shared, owner, len(units))
+    return shared.num_rows
+
+
+def _prefix_task(unit: Unit, units: list[Unit], cfg: DedupConfig, parts: int, work: Work) -> int:
+    """Per unit: its documents' shared anchors as sets (for the pairs step's counts), and the
+    ones in their prefixes, written by key partition."""
+    rows = read_partition(Work.files(work.shared_by_unit), unit.number, SHARED_ANCHORS_SCHEMA)
+    idx, key = rows[IDX].to_numpy(), rows[KEY].to_numpy()
+    docs, values, offsets = anchor_sets(idx, key)
+    sets = pa.table(
+        {
+            IDX: docs,
+            "shingles": pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values)),
+            "signature": pa.nulls(len(docs), pa.list_(pa.uint32())),
+        },
+        schema=SETS_FILE_SCHEMA,
+    )
+    write_table(unit_file(work.anchor_sets, unit), sets)
+    n_anchors = read_table(unit_file(work.docs, unit))[N_ANCHORS].to_numpy().astype(np.int64)
+    a = n_anchors[idx - unit.start]
+    need = anchors_needed(a, cfg.containment.threshold, cfg.containment.min_shared_anchors)
+    mask = in_prefix(idx, key, rows[DF].to_numpy(), a, need)
+    prefix = pa.table({KEY: key[mask], IDX: idx[mask]}, schema=PREFIX_SCHEMA)
+    write_partitioned(unit_file(work.prefix, unit), prefix, partition_of(key[mask], parts), parts)
+    return prefix.num_rows
+
+
 def _candidates_task(p: int, units: list[Unit], cfg: DedupConfig, parts: int, work: Work):
-    excluded = _excluded(work)
     near = np.empty((0, 2), np.int64)
     if cfg.near:
         rows = read_partition([unit_file(work.bands, u) for u in units], p, BANDS_SCHEMA)
-        near = near_candidates(rows, excluded, cfg.max_bucket_pairs)
-    _write_pairs(unit_file(work.near_pairs, p), near, None, parts)
-    partial, shared = np.empty((0, 2), np.int64), np.empty(0, np.int64)
-    if cfg.containment.enabled:
-        rows = read_partition([unit_file(work.anchors, u) for u in units], p, ANCHORS_SCHEMA)
-        partial, shared = anchor_candidates(rows, excluded, cfg.max_bucket_pairs)
-    _write_pairs(unit_file(work.partial_pairs, p), partial, shared, parts)
+        near = near_candidates(rows, _excluded(work), cfg.max_bucket_pairs)
+    _write_pairs(unit_file(work.near_pairs, p), near, parts)
+    shared = read_table(unit_file(work.shared, p))
+    prefix = read_partition([unit_file(work.prefix, u) for u in units], p, PREFIX_SCHEMA)
+    is_prefix = np.isin(_row_codes(shared), _row_codes(prefix))
+    partial = prefix_candidates(shared, is_prefix, cfg.max_bucket_pairs)
+    _write_pairs(unit_file(work.partial_pairs, p), partial, parts)
     return {"near": len(near), "partial": len(partial)}
 
 
-def _write_pairs(path: Path, pairs: np.ndarray, shared: np.ndarray | None, parts: int) -> None:
-    columns = {"a": pairs[:, 0], "b": pairs[:, 1]}
-    schema = PAIRS_SCHEMA
-    if shared is not None:
-        columns["shared"], schema = shared, COUNTED_PAIRS_SCHEMA
-    table = pa.table(columns, schema=schema)
+def _row_codes(rows: pa.Table) -> np.ndarray:
+    """Each (key, idx) row as one uint64 (indices < 2^32)."""
+    return pair_codes(np.stack([rows[KEY].to_numpy(), rows[IDX].to_numpy()], axis=1))
+
+
+def _write_pairs(path: Path, pairs: np.ndarray, parts: int) -> None:
+    table = pa.table({"a": pairs[:, 0], "b": pairs[:, 1]}, schema=PAIRS_SCHEMA)
     write_partitioned(path, table, partition_of(pair_codes(pairs), parts), parts)
 
 
 def _pairs_task(v: int, units: list[Unit], cfg: DedupConfig, work: Work) -> dict:
     """Per pair partition: each candidate pair once, partial ones with enough shared anchors
-    (their counts summed over the key partitions); and the documents they name, by unit."""
+    (counted on the two documents' anchor sets); and the documents they name, by unit."""
     found = read_partition(Work.files(work.near_pairs), v, PAIRS_SCHEMA)
     near, _ = unique_pairs(_pairs_of(found))
-    found = read_partition(Work.files(work.partial_pairs), v, COUNTED_PAIRS_SCHEMA)
-    partial, shared = unique_pairs(_pairs_of(found), found["shared"].to_numpy())
+    found = read_partition(Work.files(work.partial_pairs), v, PAIRS_SCHEMA)
+    partial, _ = unique_pairs(_pairs_of(found))
     store = DocStore(work.docs, work.sets, units)
-    partial = enough_anchors(partial, shared, store, cfg.containment.min_shared_anchors)
+    shared = shared_anchor_counts(partial, DocStore(work.docs, work.anchor_sets, units))
+    containment = cfg.containment
+    partial = enough_anchors(
+        partial, shared, store, containment.threshold, containment.min_shared_anchors
+    )
     for directory, pairs in ((work.near_candidates, near), (work.partial_candidates, partial)):
         write_table(unit_file(directory, v), pa.table({"a": pairs[:, 0], "b": pairs[:, 1]}))
     idx = np.unique(np.concatenate([near.ravel(), partial.ravel()]))

@@ -4,6 +4,7 @@ candidates, the pair kernel, one-task components and the decision per document."
 from __future__ import annotations
 
 import itertools
+import math
 
 import networkx as nx
 import numpy as np
@@ -13,7 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import schema as S
-from pipeline.dedup.candidates import anchor_candidates, exact_groups, near_candidates, unique_pairs
+from pipeline.dedup.candidates import (
+    ANCHOR_MISS,
+    anchors_needed,
+    exact_groups,
+    in_prefix,
+    near_candidates,
+    partial_candidates,
+    unique_pairs,
+)
 from pipeline.dedup.components import local_components
 from pipeline.dedup.decisions import (
     EXACT_DUPLICATE,
@@ -73,7 +82,7 @@ def test_excluded_documents_take_no_part():
     assert near_candidates(rows, np.array([1]), 64).tolist() == [[0, 2]]
 
 
-def test_anchor_candidates_count_shared_anchors_and_point_part_to_whole():
+def test_partial_candidates_count_shared_anchors_and_point_part_to_whole():
     # doc 0 (100 shingles) shares anchors 1, 2, 3 with doc 1 (40) and anchor 3 with doc 2 (40).
     rows = pa.table(
         {
@@ -83,7 +92,7 @@ def test_anchor_candidates_count_shared_anchors_and_point_part_to_whole():
         },
         schema=ANCHORS_SCHEMA,
     )
-    pairs, shared = anchor_candidates(rows, NONE, 64)
+    pairs, shared = partial_candidates(rows, NONE, np.array([3, 3, 2]), 0.5, 1, cap=64)
     found = {tuple(p): s for p, s in zip(pairs.tolist(), shared.tolist(), strict=True)}
     # Equal sizes: the larger index is the whole.
     assert found == {(1, 0): 3, (2, 0): 1, (1, 2): 1}
@@ -95,8 +104,106 @@ def test_anchor_star_pairs_the_largest_with_every_other():
         {"key": [7] * n, "idx": np.arange(n), "n_shingles": [10, 50, 20, 30, 40, 15]},
         schema=ANCHORS_SCHEMA,
     )
-    pairs, _ = anchor_candidates(rows, NONE, cap=3)
+    pairs, _ = partial_candidates(rows, NONE, np.ones(n), 0.5, 1, cap=3)
     assert sorted(pairs.tolist()) == [[i, 1] for i in (0, 2, 3, 4, 5)]
+
+
+def _below(count: int, n: int, p: float) -> float:
+    """P(Bin(n, p) < count), summed exactly."""
+    return sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(count))
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.8])
+def test_anchors_needed_is_the_tail_bound_of_a_pair_at_the_threshold(threshold):
+    n = np.arange(0, 161)
+    need = anchors_needed(n, threshold, min_shared=2)
+    for a, t in zip(n.tolist(), need.tolist(), strict=True):
+        floor = max(1, min(2, a))
+        assert t >= floor
+        if a:  # one anchor more would turn away more than ANCHOR_MISS of the pairs at it
+            assert _below(t + 1, a, threshold) >= ANCHOR_MISS
+        if t > floor:  # the tail decides, and turns away at most ANCHOR_MISS of them
+            assert _below(t, a, threshold) <= ANCHOR_MISS
+
+
+def test_anchors_needed_at_the_default_threshold():
+    # Short parts need the configured two; long ones about a third of their anchors.
+    assert anchors_needed(np.array([1, 8, 45, 80]), 0.5, 2).tolist() == [1, 2, 12, 26]
+    assert anchors_needed(np.array([[80, 3]]), 0.5, 2).tolist() == [[26, 2]]
+
+
+def test_the_prefix_is_the_rarest_anchors_after_the_unshared_ones():
+    # doc 0: 10 anchors, 3 needed: a prefix of 8. Seven are its own (no row), then its shared
+    # ones rarest first: key 4 (df 2) is 8th, key 6 (df 3) 9th, key 5 (df 5) 10th.
+    # doc 1: 4 anchors, all shared, 2 needed: a prefix of 3 (keys 6, then 5 and 7 by key).
+    idx = np.array([0, 0, 0, 1, 1, 1, 1])
+    key = np.array([5, 4, 6, 9, 7, 6, 5])
+    df = np.array([5, 2, 3, 9, 5, 3, 5])
+    mask = in_prefix(idx, key, df, np.array([10, 10, 10, 4, 4, 4, 4]), np.full(7, 3) - idx)
+    assert mask.tolist() == [False, True, False, False, True, True, True]
+
+
+def _brute_partial(sets, n_shingles, n_anchors, threshold, min_shared):
+    """Every (part, whole) pair, the part the smaller (shingles, then index), with its shared
+    anchor count where that reaches anchors_needed."""
+    found = {}
+    for a, b in itertools.combinations(range(len(sets)), 2):
+        part, whole = (a, b) if (n_shingles[a], a) < (n_shingles[b], b) else (b, a)
+        shared = len(sets[a] & sets[b])
+        if (
+            shared
+            and shared >= anchors_needed(np.array([n_anchors[part]]), threshold, min_shared)[0]
+        ):
+            found[(part, whole)] = shared
+    return found
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    common=st.lists(st.sets(st.integers(0, 30), max_size=24), min_size=0, max_size=12),
+    own=st.lists(st.integers(0, 40), min_size=12, max_size=12),
+    threshold=st.sampled_from([0.3, 0.5, 0.9]),
+    min_shared=st.integers(1, 3),
+)
+def test_prefix_filtering_finds_every_pair_sharing_enough_anchors(
+    common, own, threshold, min_shared
+):
+    # Each document: some keys from a small shared space, and `own` keys no other one has.
+    sets = [c | {1000 + 100 * d + j for j in range(own[d])} for d, c in enumerate(common)]
+    n_shingles = [(7 * d) % 5 + 8 * len(s) for d, s in enumerate(sets)]
+    n_anchors = np.array([len(s) for s in sets], np.int64)
+    rows = pa.table(
+        {
+            "key": [k for s in sets for k in sorted(s)],
+            "idx": [d for d, s in enumerate(sets) for _ in s],
+            "n_shingles": [n_shingles[d] for d, s in enumerate(sets) for _ in s],
+        },
+        schema=ANCHORS_SCHEMA,
+    )
+    pairs, counts = partial_candidates(rows, NONE, n_anchors, threshold, min_shared, cap=100)
+    ours = {tuple(p): c for p, c in zip(pairs.tolist(), counts.tolist(), strict=True)}
+    assert ours == _brute_partial(sets, n_shingles, n_anchors, threshold, min_shared)
+
+
+def test_a_frequent_anchor_pairs_no_document_whose_prefix_ends_before_it():
+    # 40 documents of 30 anchors share phrase 7; each has 29 of its own, so 7 is the last of
+    # its anchors and past its prefix: no pair. Documents 40 and 41 share 20 anchors: a pair.
+    own = [{1000 * d + j for j in range(29)} | {7} for d in range(40)]
+    twins = [set(range(100, 120)) | {7}, set(range(100, 120)) | {7, 500}]
+    sets = own + twins
+    rows = pa.table(
+        {
+            "key": [k for s in sets for k in sorted(s)],
+            "idx": [d for d, s in enumerate(sets) for _ in s],
+            "n_shingles": [8 * len(s) for s in sets for _ in s],
+        },
+        schema=ANCHORS_SCHEMA,
+    )
+    n_anchors = np.array([len(s) for s in sets])
+    pairs, counts = partial_candidates(rows, NONE, n_anchors, 0.5, 2, cap=64)
+    assert pairs.tolist() == [[40, 41]] and counts.tolist() == [21]
+    excluded, _ = partial_candidates(rows, np.array([41]), n_anchors, 0.5, 2, cap=64)
+    assert excluded.tolist() == []
 
 
 def test_unique_pairs_sums_counts():
