@@ -8,6 +8,7 @@ ConfigStore so conf/config.yaml can name it first in its defaults list.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,14 @@ def register_configs() -> None:
 register_configs()
 
 
+@functools.cache
+def _schema() -> DictConfig:
+    """The typed default Config, built once per process: OmegaConf.merge deep-copies its first
+    argument, so every to_config starts from the same untouched defaults. Building it took 76 of
+    to_config's 145 ms on 2 cores; tests call to_config over a hundred times."""
+    return OmegaConf.structured(Config)
+
+
 def to_config(cfg: DictConfig | dict[str, Any]) -> Config:
     """Resolve interpolations and turn a composed DictConfig into the typed Config.
 
@@ -58,7 +67,7 @@ def to_config(cfg: DictConfig | dict[str, Any]) -> Config:
     every wrong key by its dotted path, all at once, in one ConfigError."""
     if isinstance(cfg, dict):
         cfg = OmegaConf.create(cfg)
-    merged = OmegaConf.merge(OmegaConf.structured(Config), cfg)
+    merged = OmegaConf.merge(_schema(), cfg)
     OmegaConf.resolve(merged)
     problems: list[str] = []
     config = _build(merged, "", problems)
