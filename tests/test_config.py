@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ROOT, write_jsonl
-from hydra import compose, initialize_config_dir
+from conftest import ROOT, compose_config, typed_config, write_jsonl
 from omegaconf import OmegaConf
 from run_job import run_job, run_job_in_process
 
@@ -20,11 +19,6 @@ GROUP_OPTIONS = sorted(
     if group.is_dir()
     for option in group.glob("*.yaml")
 )
-
-
-def compose_config(*overrides: str):
-    with initialize_config_dir(str(CONF), version_base=None):
-        return compose("config", overrides=list(overrides))
 
 
 def test_every_group_has_options():
@@ -46,13 +40,13 @@ def test_every_option_composes_into_the_typed_config(group, option):
 def test_default_config_validates_against_the_sample_corpus():
     if not (ROOT / "data" / "sample" / "manifest.json").exists():
         pytest.skip("sample corpus not built (make data)")
-    config = to_config(compose_config())
+    config = typed_config()
     validate(config, tuple(STAGES))
     assert set(config.corpus.sources) == {"news", "wiki", "literature"}
 
 
 def test_overrides_reach_the_typed_config():
-    config = to_config(compose_config("corpus.max_doc_bytes=1234", "experiment=tiny"))
+    config = typed_config("corpus.max_doc_bytes=1234", "experiment=tiny")
     assert config.corpus.max_doc_bytes == 1234
     assert config.run.name == "tiny" and config.corpus.batch_rows == 256
 
@@ -66,7 +60,7 @@ def test_overrides_reach_the_typed_config():
     ],
 )
 def test_validate_names_the_key(field, value, problem):
-    config = to_config(compose_config())
+    config = typed_config()
     OmegaConf.update(node := OmegaConf.structured(config), field, value, merge=False)
     with pytest.raises(ConfigError, match=rf"(?m)^{field}: .*{problem}"):
         validate(to_config(node), tuple(STAGES))

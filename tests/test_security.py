@@ -13,8 +13,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from hydra import compose, initialize_config_dir
+from conftest import ROOT, compose_config, typed_config
 from omegaconf import OmegaConf
 from run_job import run_job_in_process
 
@@ -32,11 +31,6 @@ CONF = ROOT / "conf"
 HOSTILE_NAMES = ["../x", "../../etc/passwd", "/etc/passwd", "a/../../b", "..", ".", "a/b", ""]
 
 
-def compose_config(*overrides: str):
-    with initialize_config_dir(str(CONF), version_base=None):
-        return compose("config", overrides=list(overrides))
-
-
 # --- trust_remote_code ------------------------------------------------------------------
 
 
@@ -50,7 +44,7 @@ REMOTE_CODE_PRESETS = {"moonlight_16b_a3b", "kimi_linear_48b_a3b"}
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "model").glob("*.yaml")))
 def test_only_moonshot_presets_trust_remote_code_and_say_why(preset):
-    model = to_config(compose_config(f"model={preset}")).model
+    model = typed_config(f"model={preset}").model
     assert model.trust_remote_code is (preset in REMOTE_CODE_PRESETS)
     if model.trust_remote_code:
         lines = (CONF / "model" / f"{preset}.yaml").read_text().splitlines()

@@ -4,16 +4,14 @@ max_model_len covers a full rewrite request, and it keeps sequences in flight.""
 
 from __future__ import annotations
 
-import copy
-import functools
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from conftest import typed_config
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from pipeline.config import ModelConfig, PresetSizing, RewriteConfig, to_config
+from pipeline.config import ModelConfig, PresetSizing, RewriteConfig
 from pipeline.config.model import Attention
 from pipeline.models.sizing import (
     MIN_SEQS_IN_FLIGHT,
@@ -27,18 +25,6 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 PRESETS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 
 
-def composed(*overrides: str):
-    """A copy of the composed config: the GPU presets are composed for two tests each, and a
-    compose costs ~0.4 s."""
-    return copy.deepcopy(_composed(overrides))
-
-
-@functools.cache
-def _composed(overrides: tuple[str, ...]):
-    with initialize_config_dir(str(CONF), version_base=None):
-        return to_config(compose("config", overrides=list(overrides)))
-
-
 def gpu_presets() -> list[str]:
     """From the preset files as written: composing each at collection cost every test run ~2 s."""
     return [p for p in PRESETS if OmegaConf.load(CONF / "model" / f"{p}.yaml").num_gpus_per_actor]
@@ -50,14 +36,14 @@ GPU_PRESETS = gpu_presets()
 def test_the_gpu_presets_are_found():
     assert {"kimi_linear_48b_a3b", "qwen3_30b_a3b", "qwen3_30b_a3b_awq_24gb"} <= set(GPU_PRESETS)
     assert "local_moe" not in GPU_PRESETS
-    assert composed("model=local_moe").model.sizing is None
+    assert typed_config("model=local_moe").model.sizing is None
 
 
 @pytest.mark.parametrize("preset", GPU_PRESETS)
 def test_gpu_preset_arithmetic_holds(preset):
     # rewrite=default: what a GPU run rewrites with (README, "What to change for a GPU
     # cluster"); the CPU demo's requests are half as long.
-    cfg = composed(f"model={preset}", "rewrite=default")
+    cfg = typed_config(f"model={preset}", "rewrite=default")
     report = preset_arithmetic(cfg.model, request_shape(cfg.rewrite))
     assert report.problems == [], f"{preset}: {report.summary()}"
     # The GPUs the job asks Ray for are the GPUs the engines use.
@@ -71,7 +57,7 @@ def test_gpu_preset_arithmetic_holds(preset):
 
 
 def test_the_default_rewrite_request_is_chunk_context_frame_and_output():
-    shape = request_shape(composed("rewrite=default").rewrite)
+    shape = request_shape(typed_config("rewrite=default").rewrite)
     assert shape == RequestShape(384, 256, 512, 512)
     assert shape.total == 1664
     independent = RewriteConfig(mode="independent")
@@ -161,13 +147,13 @@ def test_kv_per_token_gqa_splits_heads_mla_does_not():
 
 
 def test_the_attention_layouts_are_a_closed_choice():
-    assert composed("model=moonlight_16b_a3b").model.sizing.attention is Attention.mla
+    assert typed_config("model=moonlight_16b_a3b").model.sizing.attention is Attention.mla
     with pytest.raises(ConfigCompositionException, match=r"model\.sizing\.attention=mha"):
-        composed("model=moonlight_16b_a3b", "model.sizing.attention=mha")
+        typed_config("model=moonlight_16b_a3b", "model.sizing.attention=mha")
 
 
 def test_a_hybrid_holds_state_per_sequence_with_vllm_page_padding():
-    cfg = composed("model=kimi_linear_48b_a3b", "rewrite=default")
+    cfg = typed_config("model=kimi_linear_48b_a3b", "rewrite=default")
     report = preset_arithmetic(cfg.model, request_shape(cfg.rewrite))
     # 20 KDA layers x (16 heads x 128 x 128 fp32 + q/k/v conv windows) per GPU at two GPUs.
     assert report.state_bytes_per_seq == 20 * (16 * 128 * 128 * 4 + 3 * 16 * 128 * 3 * 2)
@@ -183,7 +169,7 @@ def test_each_rewrite_actor_holds_enough_chains_to_fill_its_engine(preset):
     # on one actor, less the one draining, must hold max_num_seqs of them.
     from pipeline.rewrite.stage import DEFAULT_MAX_NUM_SEQS, batches_in_flight
 
-    cfg = composed(f"model={preset}", "rewrite=default")
+    cfg = typed_config(f"model={preset}", "rewrite=default")
     chains = cfg.rewrite.batch_docs * min(cfg.rewrite.styles_per_doc, len(set(cfg.rewrite.styles)))
     seqs = cfg.model.engine.get("max_num_seqs") or DEFAULT_MAX_NUM_SEQS
     assert (batches_in_flight(cfg) - 1) * chains >= seqs

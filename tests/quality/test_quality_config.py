@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT
-from hydra import compose, initialize_config_dir
+from conftest import typed_config
 
-from pipeline.config import ConfigError, to_config, validate
+from pipeline.config import ConfigError, validate
 from pipeline.config.fidelity import FidelityConfig
 from pipeline.config.quality import QualityConfig
 from pipeline.quality.rules import quality_rules
@@ -15,13 +14,8 @@ from pipeline.score_rules import skipped
 from pipeline.text_fidelity.scores import fidelity_rules
 
 
-def composed(*overrides: str):
-    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
-        return to_config(compose("config", overrides=list(overrides)))
-
-
 def test_default_groups_compose_and_validate():
-    cfg = composed()
+    cfg = typed_config()
     validate(cfg)
     assert cfg.quality.skip_rules["literature"] == [
         "c4_line_filter",
@@ -80,5 +74,5 @@ def test_style_bounds_replace_the_default_length_bounds():
 )
 def test_wrong_values_name_their_key(override, message):
     with pytest.raises(ConfigError) as e:
-        check_config(composed(override))
+        check_config(typed_config(override))
     assert message in str(e.value)

@@ -4,8 +4,7 @@ code (an override or a set file), and a wrong template stops the job naming its 
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, write_jsonl
-from hydra import compose, initialize_config_dir
+from conftest import ROOT, compose_config, typed_config, write_jsonl
 from hydra.errors import ConfigCompositionException
 
 from pipeline import schema as S
@@ -22,11 +21,6 @@ POEM = (
     "{poem: {version: 1, instruction: 'Rewrite the text as a poem.',"
     " examples: [{text: 'Rain fell.', rewrite: 'RAIN FELL.'}]}}"
 )
-
-
-def compose_config(*overrides: str):
-    with initialize_config_dir(str(CONF), version_base=None):
-        return compose("config", overrides=list(overrides))
 
 
 @pytest.fixture
@@ -65,7 +59,7 @@ class FakeEngine:
 
 @pytest.mark.parametrize("prompt_set", PROMPT_SETS)
 def test_every_prompt_set_composes_and_validates_with_all_its_styles(prompt_set, corpus):
-    config = to_config(compose_config(f"prompts={prompt_set}", *corpus))
+    config = typed_config(f"prompts={prompt_set}", *corpus)
     prompts = config.rewrite.prompts
     assert prompts and all(isinstance(p, PromptConfig) for p in prompts.values())
     assert prompt_problems(prompts, list(prompts)) == []
@@ -74,14 +68,14 @@ def test_every_prompt_set_composes_and_validates_with_all_its_styles(prompt_set,
 
 
 def test_the_composed_templates_are_the_schema_default(corpus):
-    assert to_config(compose_config(*corpus)).rewrite.prompts == builtin_prompts()
-    config = to_config(compose_config("experiment=nemotron_cc", *corpus))
+    assert typed_config(*corpus).rewrite.prompts == builtin_prompts()
+    config = typed_config("experiment=nemotron_cc", *corpus)
     assert all(s.startswith("nemotron_") for s in config.rewrite.styles)
     validate(config, tuple(STAGES))
 
 
 def test_a_style_added_by_override_runs_through_the_rewriter(corpus):
-    config = to_config(compose_config(f"+rewrite.prompts={POEM}", "rewrite.styles=[poem]", *corpus))
+    config = typed_config(f"+rewrite.prompts={POEM}", "rewrite.styles=[poem]", *corpus)
     validate(config, tuple(STAGES))
     config.rewrite.max_chunk_tokens = 20
     engine = FakeEngine()
@@ -101,7 +95,7 @@ def test_a_style_added_by_override_runs_through_the_rewriter(corpus):
 
 
 def test_an_edited_template_changes_the_lineage(corpus):
-    base = to_config(compose_config(*corpus)).rewrite.prompts
+    base = typed_config(*corpus).rewrite.prompts
     edited = to_config(
         compose_config("rewrite.prompts.qa.instruction='Ask and answer.'", *corpus)
     ).rewrite.prompts
@@ -159,7 +153,7 @@ def test_a_misspelt_template_key_is_refused_while_composing(corpus):
     ],
 )
 def test_a_wrong_template_stops_the_job_naming_its_key(overrides, problem, corpus):
-    config = to_config(compose_config(*overrides, *corpus))
+    config = typed_config(*overrides, *corpus)
     with pytest.raises(ConfigError, match=f"(?m){problem}"):
         validate(config, tuple(STAGES))
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT
-from hydra import compose, initialize_config_dir
+from conftest import typed_config
 from hydra.errors import ConfigCompositionException
 
-from pipeline.config import ConfigError, to_config, validate
+from pipeline.config import ConfigError, validate
 from pipeline.config.tokenizer import TokenizerConfig
 from pipeline.tokens.stage import TokenizeStage
 
@@ -22,8 +21,7 @@ from pipeline.tokens.stage import TokenizeStage
     ],
 )
 def test_presets_compose(overrides, kind, train, share):
-    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
-        cfg = to_config(compose("config", overrides=overrides))
+    cfg = typed_config(*overrides)
     validate(cfg)
     assert (cfg.tokenizer.kind, cfg.tokenizer.train, cfg.shards.rewrite_share) == (
         kind,
@@ -32,14 +30,9 @@ def test_presets_compose(overrides, kind, train, share):
     )
 
 
-def composed(*overrides: str):
-    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
-        return to_config(compose("config", overrides=list(overrides)))
-
-
 def test_wrong_values_are_named_by_key(tmp_path):
     with pytest.raises(ConfigError) as e:
-        composed(
+        typed_config(
             "tokenizer.train_vocab_size=10",
             "tokenizer.batch_rows=0",
             "shards.target_tokens=0",
@@ -56,13 +49,13 @@ def test_wrong_values_are_named_by_key(tmp_path):
         "shards.rewrite_share",
     ):
         assert f"\n{key}: " in f"\n{e.value}"
-    cfg = composed("tokenizer.kind=sentencepiece", f"tokenizer.path={tmp_path / 'none.model'}")
+    cfg = typed_config("tokenizer.kind=sentencepiece", f"tokenizer.path={tmp_path / 'none.model'}")
     [problem] = TokenizeStage.check(cfg)
     assert problem.startswith("tokenizer.path: ") and "no such tokenizer file" in problem
     with pytest.raises(ConfigError, match=r"tokenizer\.path: needed for tokenizer\.kind=hf"):
-        composed("tokenizer.kind=hf")
+        typed_config("tokenizer.kind=hf")
     # A choice outside the Enum: Hydra refuses it while composing; built in code, the dataclass.
     with pytest.raises(ConfigCompositionException, match="wordpiece"):
-        composed("tokenizer.train_model_type=wordpiece")
+        typed_config("tokenizer.train_model_type=wordpiece")
     with pytest.raises(ConfigError, match=r"kind: 'tiktoken' not in"):
         TokenizerConfig(kind="tiktoken")
