@@ -42,7 +42,7 @@ class ClusterConfig(Checked):
     # Clusters with large shuffles want "hash_shuffle" (conf/cluster/remote.yaml).
     shuffle_strategy: ShuffleStrategy = ShuffleStrategy.sort_shuffle_pull_based
     # Hash partitions of every shuffle: dedup's key and pair files, fidelity's buckets and
-    # caps, ingest's doc-id check. null = twice the cluster's CPUs; for dedup, one per 200k
+    # caps, ingest's doc-id check. null = twice the cluster's CPUs; for dedup, one per 20k
     # documents when that is more (a worker's share stays bounded as the corpus grows).
     shuffle_partitions: int | None = None
 

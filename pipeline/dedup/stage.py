@@ -118,9 +118,11 @@ def resolve_bands(cfg: DedupConfig) -> tuple[int, int]:
     return optimal_bands(cfg.threshold, cfg.num_perm, cfg.fp_weight, cfg.fn_weight)
 
 
-# Documents per key partition when the config leaves the count open: a partition's anchor
-# rows (~45 a document) and their sort stay within a few hundred MB of a worker's memory.
-DOCS_PER_PARTITION = 200_000
+# Documents per key partition when the config leaves the count open: a map task's share
+# (dedup.unit_rows' default), so a partition's anchor rows (~80 a 3.5 KB document, 16 bytes
+# each: ~26 MB) and their sort stay ~100 MB at any corpus size. bench/scale.py, 80k -> 320k
+# documents: the largest worker's private memory 493 -> 520 MiB; 501 -> 632 at 200_000.
+DOCS_PER_PARTITION = 20_000
 
 
 def partitions_for(cluster: ClusterConfig, units: list[Unit]) -> int:
