@@ -93,6 +93,7 @@ def test_rewrite_survives_a_killed_engine_actor(ray_local, news, tmp_path):
     assert killer.killed, "the rewrite actor was never caught generating"
     got = sorted_rows(tmp_path / "faulty" / "rewrite" / "data", S.REWRITE_ID)
     want = sorted_rows(tmp_path / "clean" / "rewrite" / "data", S.REWRITE_ID)
+    assert want, "no rewrite was kept: the comparison below would hold no generated text"
     assert [r[S.REWRITE_ID] for r in got] == [r[S.REWRITE_ID] for r in want]
     assert [r[S.TEXT] for r in got] == [r[S.TEXT] for r in want]
     assert (faulty.rows_in, faulty.rows_out, faulty.dropped) == (
