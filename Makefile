@@ -30,9 +30,10 @@ demo: $(STAMP) $(SAMPLE)
 # about 15 min; the goal is 8 min for both. Not re-measured since; test_driver_faults.py alone
 # took 166 s on 2 Dec (load 2.2-2.6), a day when importing vLLM took 7 s, not 9-15 s.
 # test-fast: no Ray, no vLLM, no fault injection, no commands in a subprocess; one pytest
-# worker per core: 65 s on 2 (pytest 62 s; load 1.7 at the start, 2.3 at the end; 887 tests),
-# 80 s the same day before a compose/to_config cache; serially 92 s (was 122 s). Each worker
-# collects every test first (~10 s: torch, Ray Data, numba). The goal is 60 s.
+# worker per core: 62 s on 2 (pytest 60 s; load 1.7 at the start, 1.9 at the end; 887 tests),
+# 80 s the same day before the compose, to_config and name-comparison caches; serially 92 s
+# (was 122 s). Each worker collects every test first (~10 s: torch, Ray Data, numba). The goal
+# is 60 s.
 # test-all: every test (not re-measured; longer than test).
 FAST_TIER := not slow and not (ray or vllm or faults or cli)
 HEAVY_TIER := not slow and (ray or vllm or faults or cli)
