@@ -24,11 +24,10 @@ demo: $(STAMP) $(SAMPLE)
 # tests (test-fast's selection) on one pytest worker per core, then the tests that start Ray,
 # vLLM or a command, or inject faults, one at a time: two local Rays at once on 2 cores would
 # upset the fault tests' kill timing. Both passes run; make fails if either failed.
-# Measured on 2 cores (load 2.3-3.0, mostly the tests themselves): the second pass 765 s
-# (47 tests), 346 s of it test_driver_faults.py (five jobs/run.py runs, three vLLM engine
-# starts) and 175 s the vLLM worker-fault test (three engine starts); with the first pass,
-# about 15 min; the goal is 8 min for both. Not re-measured since; test_driver_faults.py alone
-# took 166 s on 2 Dec (load 2.2-2.6), a day when importing vLLM took 7 s, not 9-15 s.
+# Measured from a fresh clone on 2 cores (2 Dec 23:57 UTC, load 0.5, run alone): 578 s in
+# all: ~175 s set-up, first pass 79 s (881 tests), second pass 322 s (47 tests), with vLLM
+# importing in 7 s; on a slow day (engine starts ~40 s) the second pass took 765 s, 346 s of
+# it test_driver_faults.py (five jobs/run.py runs, three vLLM engine starts). Goal: 8 min.
 # test-fast: no Ray, no vLLM, no fault injection, no commands in a subprocess; one pytest
 # worker per core: 62 s on 2 (pytest 60 s; load 1.7 at the start, 1.9 at the end; 887 tests),
 # 80 s the same day before the compose, to_config and name-comparison caches; serially 92 s
