@@ -36,11 +36,12 @@ _LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _METRICS_OFF = {"RAY_enable_metrics_collection": "0", "RAY_event_stats": "0"}
 
 # Ray 2.60 reads Parquet through its V2 datasource by default (ListFiles -> ReadFiles), whose
-# read tasks take the files listed at once together, so a read task's memory grows with the
-# number of input parts: quality's largest worker reached 783-812 MiB of private memory at
-# 80k documents and 962-1,132 MiB at 320k (1.23-1.39x; its scoring tasks stayed at ~680). The
-# V1 datasource reads one file per task: 468 -> 536 MiB (1.15x). A value the user exported
-# in this variable still wins.
+# read tasks' memory grew with the number of input parts (how ReadFiles groups them was not
+# pinned down): quality's largest worker reached 783-812 MiB of private memory at 80k
+# documents and 962-1,132 MiB at 320k (1.23-1.39x), in ReadFiles tasks, while its scoring
+# tasks stayed at ~680. The V1 datasource reads one file per task: 468 -> 536 MiB (1.15x).
+# It cost time at 80k (35-38 s against 28-32 s), not at 320k (bench/scale.py, BENCHMARKS.md).
+# A value the user exported in this variable still wins.
 _PARQUET_V2_SWITCH = "RAY_DATA_USE_DATASOURCE_V2"
 
 
