@@ -822,6 +822,7 @@ def core_memory(n_base: int, per_rate: int) -> dict[str, Any]:
 
 
 def start_ray() -> None:
+    # Ray and the runner only for part 5: `--no-stage` (the tests' smoke run) never loads them.
     import ray
 
     from pipeline.ray_session import configure_ray_data, init_kwargs
