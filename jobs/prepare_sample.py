@@ -38,11 +38,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def summary(manifest: dict) -> str:
+    """One line per folder (news, wiki, literature), then what the corpus plants for the
+    stages to find; each file's counts are in manifest.json."""
     files = manifest["files"]
+    folders: dict[str, list[int]] = {}
+    for path, entry in files.items():
+        if entry["records"]:
+            counts = folders.setdefault(path.split("/")[0], [0, 0, 0])
+            counts[0] += 1
+            counts[1] += entry["records"]
+            counts[2] += entry["bytes"]
     lines = [
-        f"{path:<40} {entry['records']:>5} records {entry['bytes']:>10,} bytes"
-        for path, entry in sorted(files.items())
-        if entry["records"]
+        f"{folder + '/':<12} {n_files:>3} files {records:>5} records {size:>10,} bytes"
+        for folder, (n_files, records, size) in sorted(folders.items())
     ]
     wiki = files["wiki/enwiki.jsonl.zst"]
     lines += [
@@ -50,7 +58,7 @@ def summary(manifest: dict) -> str:
         f"lee.jsonl.gz invalid UTF-8 lines: {files['news/lee.jsonl.gz']['invalid_utf8_lines']}",
         "lee_background exact duplicate records: "
         f"{files['news/lee_background.parquet']['exact_duplicate_records']}",
-        f"exact duplicate files: {manifest['exact_duplicate_files']}",
+        f"exact duplicate files: {len(manifest['exact_duplicate_files'])} groups",
         f"total: {manifest['total_records']} records, {manifest['total_text_bytes']:,} text bytes,"
         f" {manifest['total_bytes']:,} bytes on disk",
     ]

@@ -17,8 +17,16 @@ Outputs land in outputs/<run.name>/; rerunning the same run.name resumes it.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
+
+# Piped (CI, a file, `make demo | cat`): no tqdm bars from the libraries (Ray Data's Parquet
+# sampling, transformers loading and saving weights when the model is first built), each a
+# line of redrawn text in a log; the runner prints its own progress lines. tqdm reads TQDM_*
+# when it is first imported, so this comes before the imports that load Ray and transformers.
+if not sys.stdout.isatty():
+    os.environ.setdefault("TQDM_DISABLE", "1")
 
 import hydra
 from hydra.core.hydra_config import HydraConfig

@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -212,20 +213,25 @@ class RewriteStage(Stage):
         # Only the selected documents reach the actor, so its batches of `batch_docs` are full
         # ones (a sample of 16 documents spread over 7 batches of 64 made 7 small engine calls
         # per round); the rest become not_selected rows on the way to the sink.
-        rewritten = marked.map_batches(_selected, batch_format="pyarrow").map_batches(
-            RewriteActor,
-            fn_constructor_kwargs={
-                "config": self.config,
-                "model_cache": str(model_cache),
-                "cache_dir": str(Path(cfg.cache_dir).resolve()),
-                "clock_dir": str(clock_dir),
-            },
-            batch_size=cfg.batch_docs,
-            batch_format="pyarrow",
-            **engine_actor_args(model, calls_per_actor=batches_in_flight(self.config)),
-            max_restarts=cfg.max_engine_restarts,
-            max_task_retries=cfg.max_engine_restarts,
-        )
+        # Ray 2.60 deprecates map_batches' other keyword arguments but names no parameter for
+        # max_restarts / max_task_retries, which bound the engine actor's restarts: its warning
+        # would print on every run with nothing for the user to change.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated", DeprecationWarning)
+            rewritten = marked.map_batches(_selected, batch_format="pyarrow").map_batches(
+                RewriteActor,
+                fn_constructor_kwargs={
+                    "config": self.config,
+                    "model_cache": str(model_cache),
+                    "cache_dir": str(Path(cfg.cache_dir).resolve()),
+                    "clock_dir": str(clock_dir),
+                },
+                batch_size=cfg.batch_docs,
+                batch_format="pyarrow",
+                **engine_actor_args(model, calls_per_actor=batches_in_flight(self.config)),
+                max_restarts=cfg.max_engine_restarts,
+                max_task_retries=cfg.max_engine_restarts,
+            )
         skipped = marked.map_batches(_not_selected_rows, batch_format="pyarrow")
         # The actor's batches take minutes: the driver need not poll Ray Data 10-100 times a
         # second meanwhile, taking CPU from the engine (pipeline/ray_data_polling.py).
