@@ -26,6 +26,7 @@ from pipeline.console import heartbeat, piped
 from pipeline.dedup.stage import DedupStage
 from pipeline.ingest.stage import IngestStage
 from pipeline.plumbing.atomic import atomic_write_json, atomic_write_text
+from pipeline.plumbing.resources import wait_for_a_free_cpu
 from pipeline.quality.fidelity_stage import FidelityStage
 from pipeline.quality.stage import QualityStage
 from pipeline.ray_session import ray_session
@@ -151,6 +152,7 @@ def _run_stage(stage: Stage, ctx: RunContext, fp: str) -> StageStats:
     # confined: a stage name is code, not config, but rmtree is no place to trust a name.
     for path in (ctx.stage_dir(stage.name), ctx.quarantine_dir(stage.name)):
         shutil.rmtree(confined(path, ctx.run_dir), ignore_errors=True)
+    wait_for_a_free_cpu()  # the previous stage's actors may still hold the cores
     started = time.perf_counter()
     stats = stage.run(ctx)
     stats.seconds = round(time.perf_counter() - started, 3)

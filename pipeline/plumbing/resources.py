@@ -13,6 +13,7 @@ GPUs per actor and engine environment.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import ray
@@ -27,6 +28,21 @@ TASK_CPUS = 1
 def cluster_cpus() -> int:
     """The CPUs of the Ray this process is connected to (at least 1)."""
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def wait_for_a_free_cpu(timeout_s: float = 5.0, poll_s: float = 0.1) -> bool:
+    """Wait until the cluster has a CPU free; False if none came within `timeout_s`.
+
+    A stage's actors (a shuffle's aggregators, the engine pool) are released shortly after
+    its last write, not at once. A stage that starts before then finds no CPU free, and Ray
+    Data warns that "the Dataset job will hang" (seen on every demo run, after fidelity or
+    rewrite). On a cluster busy with other work the wait gives up and the stage queues."""
+    deadline = time.monotonic() + timeout_s
+    while ray.available_resources().get("CPU", 0) < 1:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+    return True
 
 
 def task_resources() -> dict[str, Any]:

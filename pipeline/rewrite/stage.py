@@ -35,7 +35,7 @@ from pipeline.models.build import resolve_model_path
 from pipeline.models.engine import VLLMEngine
 from pipeline.plumbing.atomic import atomic_write_json
 from pipeline.plumbing.hashing import stable_rank
-from pipeline.plumbing.resources import engine_actor_args, task_resources
+from pipeline.plumbing.resources import engine_actor_args, task_resources, wait_for_a_free_cpu
 from pipeline.ray_data_polling import slow_driver_polling
 from pipeline.ray_ops import parquet_parts, read_parts, sum_column
 from pipeline.rewrite.attempts import ATTEMPTS_DIR, AttemptCounts, set_aside
@@ -237,6 +237,9 @@ class RewriteStage(Stage):
         # second meanwhile, taking CPU from the engine (pipeline/ray_data_polling.py).
         with slow_driver_polling():
             rewritten.union(skipped).write_datasink(sink)
+        # The engine actor holds its cores a moment after the write; the reads below would
+        # otherwise start with none free (Ray Data then warns the job "will hang").
+        wait_for_a_free_cpu()
         n_selected = sum(selected.values())
         rows_in = n_selected * min(cfg.styles_per_doc, len(set(cfg.styles))) + (
             sum(counts.values()) - n_selected
