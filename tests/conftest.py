@@ -31,6 +31,8 @@ from pipeline.config import (
     SourceConfig,
     to_config,
 )
+from pipeline.models.build import ensure_local_moe
+from pipeline.ray_session import configure_ray_data, init_kwargs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -70,8 +72,6 @@ def ray_local():
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
-    from pipeline.ray_session import configure_ray_data, init_kwargs
-
     if not ray.is_initialized():
         ray.init(
             **init_kwargs(ClusterConfig(num_cpus=2, include_dashboard=False, namespace="tests"))
@@ -86,8 +86,6 @@ def local_moe_dir() -> Path:
     """The default local MoE in .cache/models, where the rewrite stage looks for it: `make`
     builds it before the tests (jobs/build_model.py); run alone, a test builds it here (~1 min)
     rather than skip."""
-    from pipeline.models.build import ensure_local_moe
-
     return ensure_local_moe(ROOT / ".cache" / "models")
 
 

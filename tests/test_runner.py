@@ -12,6 +12,7 @@ from pipeline import runner
 from pipeline import schema as S
 from pipeline.config import ConfigError
 from pipeline.ingest.stage import IngestStage
+from pipeline.run_view import Run
 from pipeline.stats import AccountingError
 
 
@@ -111,8 +112,6 @@ def test_bad_config_stops_before_any_work(mixed_corpus, tmp_path):
 
 
 def test_a_run_reads_back_for_inspection(ray_local, mixed_corpus, tmp_path):
-    from pipeline.run_view import Run
-
     run_dir = tmp_path / "run"
     summary = runner.run_pipeline(make_config(mixed_corpus["sources"]), run_dir)
     run = Run(run_dir)

@@ -19,6 +19,7 @@ from run_job import run_job_in_process
 
 from pipeline import ray_session
 from pipeline.config import ClusterConfig, Config, ConfigError, ModelConfig, to_config, validate
+from pipeline.models.engine import VLLMEngine
 from pipeline.security import (
     REFUSED_RUN_DIR,
     PathEscape,
@@ -73,7 +74,6 @@ def test_the_engine_passes_the_switch_to_vllm(monkeypatch, tmp_path):
             return None
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=FakeLLM))
-    from pipeline.models.engine import VLLMEngine
 
     for trust in (False, True):
         VLLMEngine(ModelConfig(path=str(tmp_path), trust_remote_code=trust), tmp_path)

@@ -20,6 +20,7 @@ from pipeline.models.sizing import (
     preset_arithmetic,
     request_shape,
 )
+from pipeline.rewrite.stage import DEFAULT_MAX_NUM_SEQS, batches_in_flight
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 PRESETS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
@@ -167,8 +168,6 @@ def test_a_hybrid_holds_state_per_sequence_with_vllm_page_padding():
 def test_each_rewrite_actor_holds_enough_chains_to_fill_its_engine(preset):
     # Each (document, style) chain has a request in flight until it ends: the batches queued
     # on one actor, less the one draining, must hold max_num_seqs of them.
-    from pipeline.rewrite.stage import DEFAULT_MAX_NUM_SEQS, batches_in_flight
-
     cfg = typed_config(f"model={preset}", "rewrite=default")
     chains = cfg.rewrite.batch_docs * min(cfg.rewrite.styles_per_doc, len(set(cfg.rewrite.styles)))
     seqs = cfg.model.engine.get("max_num_seqs") or DEFAULT_MAX_NUM_SEQS

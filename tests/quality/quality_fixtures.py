@@ -8,9 +8,14 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+
+from pipeline import schema as S
+from pipeline.stage import DOCS, REWRITES, RunContext
+from pipeline.text_fidelity.cleaning import clean_generation
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample"
@@ -69,8 +74,6 @@ def faithful_rewrites() -> list[dict]:
 
 def rewrite_row(rewrite_id: str, style: str, text: str, source: str, finish: str = "stop"):
     """A row of the rewrite stage's output (REWRITES_SCHEMA) for one single-chunk rewrite."""
-    from pipeline import schema as S
-
     doc_id = rewrite_id.split("#")[0]
     return {
         S.REWRITE_ID: rewrite_id, S.DOC_ID: doc_id, S.SOURCE: doc_id.split("/")[0],
@@ -86,8 +89,6 @@ def rewrite_row(rewrite_id: str, style: str, text: str, source: str, finish: str
 def recorded_rewrite_rows(picks=None, faithful: int = 4) -> list[dict]:
     """The recorded real outputs (post-processed as the rewrite stage stores them, one row
     each, ids made unique) and `faithful` hand-written faithful rewrites, as rewrite rows."""
-    from pipeline.text_fidelity.cleaning import clean_generation
-
     pairs = recorded_pairs()
     rows = []
     for i in range(len(pairs)) if picks is None else picks:
@@ -108,11 +109,6 @@ def recorded_rewrite_rows(picks=None, faithful: int = 4) -> list[dict]:
 def rewrites_run(run_dir: Path, config, picks=None, faithful: int = 4, extra_rows=()):
     """A run directory whose `rewrite` stage output holds the given rewrite rows, and the
     RunContext of a fidelity stage after it. Returns (ctx, number of rows)."""
-    import pyarrow as pa
-
-    from pipeline import schema as S
-    from pipeline.stage import DOCS, REWRITES, RunContext
-
     rows = recorded_rewrite_rows(picks, faithful) + list(extra_rows)
     data = Path(run_dir) / "rewrite" / "data"
     data.mkdir(parents=True, exist_ok=True)

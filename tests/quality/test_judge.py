@@ -8,11 +8,13 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import ROOT, local_model_config
 from quality_fixtures import faithful_rewrites, recorded_pairs, rewrites_run
 
 from pipeline import schema as S
 from pipeline.config import Config
 from pipeline.models.engine import Generation
+from pipeline.quality.fidelity_stage import FidelityStage
 from pipeline.quality.judge import (
     JUDGE_REJECTED,
     VERDICT_SCHEMA,
@@ -104,10 +106,6 @@ def test_judge_actor_judges_kept_sampled_rows_and_drops_low_scores():
 @pytest.mark.vllm
 def test_the_real_model_judges_through_the_fidelity_stage(ray_local, tmp_path):
     """vLLM's CPU build, structured (JSON schema) decoding, in a Ray actor pool."""
-    from conftest import ROOT, local_model_config
-
-    from pipeline.quality.fidelity_stage import FidelityStage
-
     config = Config()
     config.model = local_model_config()
     config.rewrite.model_cache = str(ROOT / ".cache" / "models")

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from pipeline.config.prompts import BUILTIN_PROMPTS, PromptConfig, builtin_prompts, load_prompts
+from pipeline.rewrite import prompts
 from pipeline.rewrite.prompts import (
     CONTEXT_HEADER,
     TEXT_HEADER,
@@ -143,8 +144,6 @@ def test_content_hash_covers_the_prompt_text_only() -> None:
 
 
 def test_content_hash_covers_the_frame(monkeypatch) -> None:
-    from pipeline.rewrite import prompts
-
     before = template("qa").content_hash
     monkeypatch.setattr(prompts, "TEXT_HEADER", "Rewrite this:")
     assert template("qa").content_hash != before  # a new object: the hash is cached per object

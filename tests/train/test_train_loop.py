@@ -13,6 +13,7 @@ from pipeline.config import ConfigError, to_config
 from pipeline.config.train import TinyModelConfig
 from pipeline.train.checkpoint import latest_checkpoint
 from pipeline.train.metrics import read_metrics
+from pipeline.train.model import tiny_mixtral
 from pipeline.train.ray_train import resolve_plan, run_training
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -109,8 +110,6 @@ def test_user_mistakes_are_config_errors(shards, tmp_path):
 
 def _vocab_mismatch(shards: Path, tmp_path: Path) -> None:
     """A model whose embedding is smaller than the shards' vocabulary (300 ids)."""
-    from pipeline.train.model import tiny_mixtral
-
     small = tmp_path / "small-model"
     tiny_mixtral(TinyModelConfig(), vocab_size=100, seed=0).save_pretrained(small)
     resolve_plan(tiny_config(shards, tmp_path / "out", f"train.init={small}"))

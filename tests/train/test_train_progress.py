@@ -4,6 +4,7 @@ import json
 import logging
 
 from pipeline.train.progress import MetricsTail, format_row
+from pipeline.train.summary import format_summary
 
 
 def test_rows_written_while_tailing_are_logged_once_each(tmp_path, caplog):
@@ -27,8 +28,6 @@ def test_format_row_shows_throughput():
 
 
 def test_the_summary_says_how_many_tokens_of_each_kind_were_trained_on():
-    from pipeline.train.summary import format_summary
-
     summary = {
         "eval_loss_before": 3.6,
         "eval_loss_after": 3.5,
