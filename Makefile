@@ -24,9 +24,9 @@ demo: $(STAMP) $(SAMPLE)
 # tests (test-fast's selection) on one pytest worker per core, then the tests that start Ray,
 # vLLM or a command, or inject faults, one at a time: two local Rays at once on 2 cores would
 # upset the fault tests' kill timing. Both passes run; make fails if either failed.
-# Measured from a fresh clone on 2 cores (3 Dec 05:03 UTC, load 1.5, run alone, uv's cache
-# empty): 398 s in all: 79 s set-up (environment 46 s, sample 4 s, model 29 s), first pass
-# 54 s (881 tests), second pass 259 s (47 tests; the driver-fault test 135 s of it: five
+# Measured from a fresh clone on 2 cores (3 Dec 05:52 UTC, load 2.0, run alone, uv's cache
+# empty): 375 s in all: 84 s set-up (environment 54 s, sample 5 s, model 25 s), first pass
+# 56 s (883 tests), second pass 229 s (47 tests; the driver-fault test 106 s of it: five
 # jobs/run.py runs, three vLLM engine starts). Goal: 8 min.
 # test-fast: no Ray, no vLLM, no fault injection, no commands in a subprocess; one pytest
 # worker per core: 44-45 s on 2 (889 tests; load 1.7-2.0, its own workers). Goal: 60 s.
