@@ -45,15 +45,19 @@ settings.register_profile("pipeline", deadline=None)
 settings.load_profile("pipeline")
 
 
+def uses_shared_ray(item: pytest.Item) -> bool:
+    return bool(RAY_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if RAY_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        if uses_shared_ray(item):
             item.add_marker(pytest.mark.ray)
     # Tests on the session's shared Ray last: once `ray_local` has started it stays up to the
     # end, and a test that starts its own Ray (a job in a subprocess: the driver faults, the
     # commands) then shares the 2 cores with its idle processes. The driver-fault test took
     # 135-165 s after the shared Ray had started, 100 s alone. The order is otherwise kept.
-    items.sort(key=lambda item: bool(RAY_FIXTURES.intersection(getattr(item, "fixturenames", ()))))
+    items.sort(key=uses_shared_ray)
 
 
 @pytest.fixture(autouse=True)
